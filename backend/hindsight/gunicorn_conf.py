@@ -1,0 +1,20 @@
+"""gunicorn configuration for `hindsight serve`.
+
+Connections are opened after the fork (the app is built in each worker), and a
+graceful shutdown (SIGTERM) lets in-flight requests finish within `graceful_timeout`.
+"""
+
+import os
+
+bind = os.environ.get("HINDSIGHT_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("HINDSIGHT_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("HINDSIGHT_THREADS", "4"))
+preload_app = False
+graceful_timeout = 30
+timeout = 60
+keepalive = 5
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("HINDSIGHT_LOG_LEVEL", "info")
+wsgi_app = "hindsight.app:get_app()"

@@ -1,0 +1,152 @@
+"""Request guards that run before any resource: body size and type, rate limits, CORS."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import falcon
+
+from .errors import ApiError
+from .hosts import candidate_domains, hostname_of
+
+JSON_TYPES = ("application/json", "text/plain")  # text/plain: sendBeacon without a preflight
+
+
+class RequestLimits:
+    """413 before reading an oversized body; 411 without a length; 415 for non-JSON."""
+
+    def __init__(self, max_body: int, max_screenshot_body: int) -> None:
+        self._max_body = max_body
+        self._max_screenshot_body = max_screenshot_body
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.method not in ("POST", "PUT", "PATCH"):
+            return
+        limit = self._max_screenshot_body if req.path.endswith("/screenshot") else self._max_body
+        length = req.content_length
+        if length is None:
+            raise ApiError(falcon.HTTP_411, "Length Required",
+                           "Send the request body with a Content-Length header.")
+        if length > limit:
+            raise ApiError(falcon.HTTP_413, "Payload Too Large",
+                           f"The request body is {length} bytes; the limit here is {limit}.")
+        media_type = (req.content_type or "").split(";")[0].strip().lower()
+        if length and media_type not in JSON_TYPES:
+            raise ApiError(falcon.HTTP_415, "Unsupported Media Type",
+                           "Send JSON with Content-Type: application/json.")
+
+
+class RateLimiter:
+    """Fixed one-minute windows of requests per client IP, for site and write endpoints.
+
+    Counts live in this process: with N workers an IP gets at most N times the limit.
+    """
+
+    def __init__(self, per_minute: int, client_ip: Callable[[falcon.Request], str],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._limit = per_minute
+        self._client_ip = client_ip
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._window = -1
+        self._counts: dict[str, int] = {}
+
+    @staticmethod
+    def applies_to(req: falcon.Request) -> bool:
+        if req.method == "OPTIONS":
+            return False
+        return req.path.startswith("/site/") or (
+            req.method == "POST" and req.path.startswith("/api/")
+        )
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self._limit <= 0 or not self.applies_to(req):
+            return
+        now = self._clock()
+        window = int(now // 60)
+        ip = self._client_ip(req)
+        with self._lock:
+            if window != self._window:
+                self._window, self._counts = window, {}
+            count = self._counts.get(ip, 0) + 1
+            self._counts[ip] = count
+        if count > self._limit:
+            retry_after = max(1, int(60 - now % 60))
+            raise ApiError(falcon.HTTP_429, "Too Many Requests",
+                           f"More than {self._limit} requests a minute from this address.",
+                           headers={"Retry-After": str(retry_after)})
+
+
+class Cors:
+    """CORS for the browser-facing endpoints.
+
+    Preflights are answered for origins whose host is registered by some account.
+    Actual responses carry Access-Control-Allow-Origin only when the resource has
+    verified the origin against the account it serves (`req.context.cors_origin`).
+    """
+
+    ALLOW_HEADERS = "Authorization, Content-Type"
+    MAX_AGE = "600"
+
+    def __init__(self, is_registered_host: Callable[[str], bool]) -> None:
+        self._is_registered_host = is_registered_host
+
+    BROWSER_PATHS = ("/api/v1/sessions", "/api/v1/track", "/api/v1/track/screenshot")
+    BROWSER_PREFIXES = ("/site/", "/api/sessions/", "/api/pages/", "/api/events/", "/api/referrers/")
+
+    @classmethod
+    def browser_facing(cls, path: str) -> bool:
+        return path in cls.BROWSER_PATHS or path.startswith(cls.BROWSER_PREFIXES)
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.cors_origin = None
+        if req.method != "OPTIONS" or not req.get_header("Access-Control-Request-Method"):
+            return
+        origin = req.get_header("Origin")
+        host = hostname_of(origin)
+        if not self.browser_facing(req.path) or host is None or not self._is_registered_host(host):
+            raise ApiError(falcon.HTTP_403, "Forbidden",
+                           "This origin is not a registered domain of any account.")
+        resp.set_header("Access-Control-Allow-Origin", origin)
+        resp.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        resp.set_header("Access-Control-Allow-Headers", self.ALLOW_HEADERS)
+        resp.set_header("Access-Control-Max-Age", self.MAX_AGE)
+        resp.set_header("Vary", "Origin")
+        resp.status = falcon.HTTP_204
+        resp.complete = True
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        origin = getattr(req.context, "cors_origin", None)
+        if origin and req.method != "OPTIONS":
+            resp.set_header("Access-Control-Allow-Origin", origin)
+            resp.set_header("Vary", "Origin")
+
+
+class RegisteredHosts:
+    """Answer "is this host covered by some account's domain?" with a short cache."""
+
+    def __init__(self, pool, ttl_seconds: float = 30.0) -> None:
+        self._pool = pool
+        self._ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, host: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(host)
+        if hit and now - hit[0] < self._ttl:
+            return hit[1]
+        with self._pool.connection() as conn:
+            found = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM domains WHERE name = ANY(%s))",
+                (candidate_domains(host),),
+            ).fetchone()
+        value = bool(next(iter(found.values())))
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[host] = (now, value)
+        return value

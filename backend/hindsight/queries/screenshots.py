@@ -1,0 +1,71 @@
+"""Screenshots: content-addressed images plus per-session references."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import psycopg
+
+
+def store(conn: psycopg.Connection, *, content_hash: bytes, image: bytes, image_format: str,
+          width: int, height: int, session_id: uuid.UUID, account_id: uuid.UUID, host: str,
+          page_url: str | None, timestamp: datetime) -> tuple[int, bool]:
+    """Store the image once and reference it from the session; return (id, created).
+
+    Runs in the caller's transaction. A re-sent upload returns the existing id.
+    """
+    conn.execute(
+        """
+        INSERT INTO screenshot_images (content_hash, image_data, image_format, image_width,
+                                       image_height, file_size)
+        VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (content_hash) DO NOTHING
+        """,
+        (content_hash, image, image_format, width, height, len(image)),
+    )
+    row = conn.execute(
+        """
+        INSERT INTO screenshots (session_id, account_id, host, page_url, "timestamp",
+                                 content_hash, width, height)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (session_id, "timestamp", content_hash) DO NOTHING
+        RETURNING screenshot_id
+        """,
+        (session_id, account_id, host, page_url, timestamp, content_hash, width, height),
+    ).fetchone()
+    if row is None:
+        existing = conn.execute(
+            'SELECT screenshot_id FROM screenshots WHERE session_id = %s AND "timestamp" = %s '
+            "AND content_hash = %s",
+            (session_id, timestamp, content_hash),
+        ).fetchone()
+        return existing["screenshot_id"], False
+    conn.execute(
+        "UPDATE sessions SET screenshot_count = screenshot_count + 1, "
+        "last_activity_at = greatest(last_activity_at, %s) WHERE session_id = %s",
+        (timestamp, session_id),
+    )
+    return row["screenshot_id"], True
+
+
+def list_for_session(conn: psycopg.Connection, session_id: uuid.UUID) -> list[dict]:
+    return conn.execute(
+        """
+        SELECT s.screenshot_id, s.page_url, s."timestamp", s.width, s.height,
+               i.image_format, i.file_size, encode(s.content_hash, 'hex') AS content_hash
+        FROM screenshots s JOIN screenshot_images i USING (content_hash)
+        WHERE s.session_id = %s ORDER BY s."timestamp", s.screenshot_id
+        """,
+        (session_id,),
+    ).fetchall()
+
+
+def image(conn: psycopg.Connection, account_id: uuid.UUID, screenshot_id: int) -> dict | None:
+    return conn.execute(
+        """
+        SELECT i.image_data, i.image_format, encode(s.content_hash, 'hex') AS content_hash
+        FROM screenshots s JOIN screenshot_images i USING (content_hash)
+        WHERE s.screenshot_id = %s AND s.account_id = %s
+        """,
+        (screenshot_id, account_id),
+    ).fetchone()

@@ -1,0 +1,112 @@
+"""Sessions: create one, list an account's, read one."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+SESSION_COLUMNS = (
+    "session_id", "user_id", "started_at", "ended_at", "last_activity_at", "page_url",
+    "referrer", "user_agent", "screen_width", "screen_height", "viewport_width",
+    "viewport_height", "device_type", "browser", "os", "language", "timezone", "metadata",
+    "event_count", "page_view_count", "click_count", "error_count", "screenshot_count", "host",
+)
+_SELECT = ", ".join(SESSION_COLUMNS) + (
+    ", extract(epoch FROM last_activity_at - started_at)::float8 AS duration_seconds"
+)
+
+WRITER_AND_SESSION = """
+SELECT t.account_id, t.host, t.expires_at, t.revoked_at, a.active AS account_active,
+       coalesce(f.enabled, true) AS enabled, coalesce(d.strip_query_strings, false) AS strip_query,
+       s.session_id IS NOT NULL AS session_found
+FROM statistics_tokens t
+JOIN accounts a ON a.account_id = t.account_id
+LEFT JOIN statistics_flags f ON f.account_id = t.account_id AND f.host = t.host
+LEFT JOIN domains d ON d.account_id = t.account_id AND d.name = t.host
+LEFT JOIN sessions s ON s.session_id = %(session_id)s AND s.account_id = t.account_id
+WHERE t.token = %(token)s
+"""
+
+
+def insert_session(conn: psycopg.Connection, values: dict[str, Any]) -> tuple[dict, bool]:
+    """Insert a session unless its id exists; return (row, created)."""
+    columns = list(values)
+    params = {k: (Jsonb(v) if k == "metadata" else v) for k, v in values.items()}
+    query = sql.SQL(
+        "INSERT INTO sessions ({cols}) VALUES ({vals}) ON CONFLICT (session_id) DO NOTHING "
+        "RETURNING session_id, started_at, account_id"
+    ).format(
+        cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        vals=sql.SQL(", ").join(sql.Placeholder(c) for c in columns),
+    )
+    row = conn.execute(query, params).fetchone()
+    if row is not None:
+        return row, True
+    existing = conn.execute(
+        "SELECT session_id, started_at, account_id FROM sessions WHERE session_id = %s",
+        (values["session_id"],),
+    ).fetchone()
+    return existing, False
+
+
+_SORTS = {
+    "started_at": "started_at", "duration": "last_activity_at - started_at",
+    "event_count": "event_count", "last_activity_at": "last_activity_at",
+}
+
+
+def list_sessions(conn: psycopg.Connection, account_id: uuid.UUID, q: dict[str, Any]) -> dict:
+    """Return a page of an account's sessions with the total matching the filters."""
+    where = [sql.SQL("account_id = %(account_id)s")]
+    params: dict[str, Any] = {"account_id": account_id, "limit": q["limit"], "offset": q["offset"]}
+    simple = {"user_id": "user_id", "device_type": "device_type", "browser": "browser", "os": "os"}
+    for key, column in simple.items():
+        if q.get(key) is not None:
+            where.append(sql.SQL("{} = %({})s").format(sql.Identifier(column), sql.SQL(key)))
+            params[key] = q[key]
+    if q.get("start") is not None:
+        where.append(sql.SQL("started_at >= %(start)s"))
+        params["start"] = q["start"]
+    if q.get("end") is not None:
+        where.append(sql.SQL("started_at < %(end)s"))
+        params["end"] = q["end"]
+    if q.get("min_duration") is not None:
+        where.append(sql.SQL("last_activity_at - started_at >= make_interval(secs => %(min_duration)s)"))
+        params["min_duration"] = q["min_duration"]
+    if q.get("min_events") is not None:
+        where.append(sql.SQL("event_count >= %(min_events)s"))
+        params["min_events"] = q["min_events"]
+    if q.get("page_url") is not None:
+        # The entry page, or any page viewed during the session (events index by session).
+        where.append(sql.SQL(
+            "(strpos(page_url, %(page_url)s) > 0 OR EXISTS ("
+            " SELECT 1 FROM events e WHERE e.session_id = sessions.session_id"
+            " AND e.event_type = 'page_view' AND strpos(e.page_url, %(page_url)s) > 0))"
+        ))
+        params["page_url"] = q["page_url"]
+    sort = q["sort"]
+    direction = sql.SQL("DESC") if sort.startswith("-") else sql.SQL("ASC")
+    order = sql.SQL(_SORTS[sort.lstrip("-")])
+    condition = sql.SQL(" AND ").join(where)
+    rows = conn.execute(
+        sql.SQL("SELECT {cols} FROM sessions WHERE {cond} ORDER BY {order} {dir}, session_id "
+                "LIMIT %(limit)s OFFSET %(offset)s").format(
+            cols=sql.SQL(_SELECT), cond=condition, order=order, dir=direction),
+        params,
+    ).fetchall()
+    total = conn.execute(
+        sql.SQL("SELECT count(*) AS n FROM sessions WHERE {cond}").format(cond=condition), params
+    ).fetchone()["n"]
+    return {"data": rows, "total": total, "limit": q["limit"], "offset": q["offset"]}
+
+
+def get_session(conn: psycopg.Connection, account_id: uuid.UUID, session_id: uuid.UUID) -> dict | None:
+    return conn.execute(
+        sql.SQL("SELECT {cols} FROM sessions WHERE session_id = %s AND account_id = %s").format(
+            cols=sql.SQL(_SELECT)),
+        (session_id, account_id),
+    ).fetchone()

@@ -1,0 +1,42 @@
+"""GET /health: is the database reachable, which TimescaleDB, which schema version."""
+
+from __future__ import annotations
+
+import falcon
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from .. import __version__
+from ..db import timescaledb_info
+from ..migrate import current_version
+from ..services import Services
+
+
+class Health:
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.cache_control = ["no-store"]
+        try:
+            with self._s.pool.connection(timeout=2.0) as conn:
+                info = timescaledb_info(conn)
+                version = current_version(conn)
+        except (psycopg.OperationalError, PoolTimeout) as ex:
+            resp.status = falcon.HTTP_503
+            resp.set_header("Retry-After", "5")
+            resp.media = {"status": "unavailable", "version": __version__,
+                          "database": {"reachable": False, "error": type(ex).__name__}}
+            return
+        edition = info["edition"]
+        resp.media = {
+            "status": "ok",
+            "version": __version__,
+            "database": {"reachable": True, "migration_version": version},
+            "timescaledb": {
+                "version": info["version"],
+                "edition": edition,
+                # Compression, continuous aggregates and policies exist only in the TSL edition.
+                "compression": "available" if edition == "timescale" else "unavailable",
+            },
+        }

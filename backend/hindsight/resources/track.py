@@ -1,0 +1,86 @@
+"""Writes from the tracker: event batches and screenshots."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import falcon
+
+from .. import images
+from ..errors import bad_request
+from ..queries import events as event_queries
+from ..queries import screenshots as screenshot_queries
+from ..schemas import ScreenshotSchema, TrackBatchSchema
+from ..services import Services
+from .common import authorize_write, load_json, require_session, url_filter
+
+MAX_FUTURE = timedelta(hours=1)
+
+
+def check_times(now, timestamps, field: str) -> None:
+    late = [i for i, ts in enumerate(timestamps) if ts > now + MAX_FUTURE]
+    if late:
+        raise bad_request("Timestamps more than an hour in the future are refused.",
+                          {field: {str(i): ["In the future."] for i in late}})
+
+
+class Track:
+    """POST /api/v1/track: store a batch of events once, however often it is sent."""
+
+    schema = TrackBatchSchema()
+
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = load_json(req, self.schema)
+        now = self._s.clock()
+        events = body["events"]
+        if any(e["timestamp"] > now + MAX_FUTURE for e in events):
+            raise bad_request(
+                "Timestamps more than an hour in the future are refused.",
+                {"events": {str(i): {"timestamp": ["In the future."]}
+                            for i, e in enumerate(events) if e["timestamp"] > now + MAX_FUTURE}},
+            )
+        with self._s.pool.connection() as conn, conn.transaction():
+            writer, found = authorize_write(conn, req, body, now, body["session_id"])
+            require_session(found)
+            arrays = event_queries.columns_of(events, url_filter(writer))
+            inserted = event_queries.insert_batch(conn, body["session_id"], writer.account_id,
+                                                  writer.host, arrays)
+        # The transaction has committed: the 201 means the batch is durable.
+        resp.status = falcon.HTTP_201
+        resp.media = {"count": inserted, "received": len(events)}
+
+
+class ScreenshotUpload:
+    """POST /api/v1/track/screenshot: a verified image, stored once per content."""
+
+    schema = ScreenshotSchema()
+
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = load_json(req, self.schema)
+        now = self._s.clock()
+        if body["timestamp"] > now + MAX_FUTURE:
+            raise bad_request("The timestamp is more than an hour in the future.",
+                              {"timestamp": ["In the future."]})
+        # Authorize first (cheap), then decode outside any transaction (CPU-bound).
+        with self._s.pool.connection() as conn:
+            writer, found = authorize_write(conn, req, body, now, body["session_id"])
+            require_session(found)
+        image = images.decode_data_url(body["image_data"], body["width"], body["height"],
+                                       self._s.settings.max_screenshot_bytes)
+        strip = url_filter(writer)
+        with self._s.pool.connection() as conn, conn.transaction():
+            screenshot_id, created = screenshot_queries.store(
+                conn, content_hash=image.content_hash, image=image.data, image_format=image.format,
+                width=image.width, height=image.height, session_id=body["session_id"],
+                account_id=writer.account_id, host=writer.host,
+                page_url=strip(body["page_url"]) if strip else body["page_url"],
+                timestamp=body["timestamp"],
+            )
+        resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
+        resp.media = {"screenshot_id": screenshot_id}

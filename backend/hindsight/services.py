@@ -1,0 +1,47 @@
+"""The collaborators every resource shares, built once per process by the app factory."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import falcon
+from psycopg_pool import ConnectionPool
+
+from .settings import Settings
+from .signing import KeyRing
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class IpHasher:
+    """Keyed hash of client IPs: equal IPs match, but the IP cannot be read back."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __call__(self, ip: str | None) -> bytes | None:
+        if not ip:
+            return None
+        return hmac.new(self._key, ip.encode(), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    pool: ConnectionPool
+    keys: KeyRing
+    ip_hash: IpHasher
+    clock: Callable[[], datetime] = utc_now
+
+    def client_ip(self, req: falcon.Request) -> str:
+        if self.settings.trust_forwarded_for:
+            forwarded = req.get_header("X-Forwarded-For")
+            if forwarded:
+                return forwarded.split(",")[0].strip()
+        return req.remote_addr or ""

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install everything `make run` and `make test` need on a fresh machine:
+# system packages, TimescaleDB (built from Debian's source package when missing),
+# and the Python virtualenv with Hindsight and its pinned dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+log() { echo "bootstrap: $*" >&2; }
+
+apt_install() {
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    else
+        log "please install: $*"; exit 1
+    fi
+}
+
+# setpriv (util-linux) lets root run PostgreSQL as the postgres user.
+command -v setpriv >/dev/null || apt_install util-linux
+
+bash scripts/install-timescaledb.sh
+
+if ! "$PYTHON" -m venv --help >/dev/null 2>&1; then
+    apt_install python3-venv
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating the virtualenv in $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e '.[dev]'
+log "ready"

@@ -1,0 +1,151 @@
+"""Fixtures: one real TimescaleDB cluster for the test session, migrated with the
+same sql/ files as production, and helpers that walk the real token flow."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import falcon.testing
+import psycopg
+import pytest
+import testing.postgresql
+
+from hindsight.app import create_app, prepare_database
+from hindsight.db import connect, create_pool, timescaledb_info
+from hindsight.migrate import migrate
+from hindsight.pgcluster import SERVER_OPTIONS, binaries
+from hindsight.queries.tenancy import create_account, create_api_key
+from hindsight.settings import Settings
+
+
+def start_cluster() -> testing.postgresql.Postgresql:
+    bins = binaries(Path(tempfile.mkdtemp(prefix="hindsight-pgbin-")))
+    return testing.postgresql.Postgresql(
+        initdb=bins.initdb,
+        postgres=bins.postgres,
+        postgres_args="-h 127.0.0.1 -F -c logging_collector=off " + " ".join(SERVER_OPTIONS),
+    )
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    server = start_cluster()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def db_url(cluster) -> str:
+    url = cluster.url()
+    migrate(url)
+    return url
+
+
+def pytest_report_header(config):
+    return "database: PostgreSQL + TimescaleDB started per test session (testing.postgresql)"
+
+
+@pytest.fixture(scope="session")
+def settings(db_url) -> Settings:
+    return Settings(database_url=db_url, rate_limit_per_minute=0, pool_max=4)
+
+
+@pytest.fixture(scope="session")
+def pool(settings):
+    pool = create_pool(settings)
+    prepare_database(pool)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
+def tsdb_info(pool):
+    with pool.connection() as conn:
+        return timescaledb_info(conn)
+
+
+@pytest.fixture(scope="session")
+def app(settings, pool):
+    return create_app(settings, pool)
+
+
+@pytest.fixture
+def client(app) -> falcon.testing.TestClient:
+    return falcon.testing.TestClient(app)
+
+
+@pytest.fixture
+def conn(db_url):
+    with psycopg.connect(db_url, autocommit=True) as c:
+        yield c
+
+
+@dataclass
+class Site:
+    """An account with its domain, tracker widget, analyst key and live statistics token."""
+
+    account_id: str
+    domain: str
+    widget_id: str
+    api_key: str
+    token: str
+    origin: str
+
+    def write_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "Origin": self.origin}
+
+    def read_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def new_account(db_url: str, domain: str | None = None, limit: int | None = None) -> dict:
+    domain = domain or f"site-{uuid.uuid4().hex[:8]}.example"
+    with connect(db_url) as c:
+        account = create_account(c, "Test", domain, limit)
+        account["api_key"] = create_api_key(c, account["account_id"])
+    return account
+
+
+def token_flow(client, account: dict, origin: str) -> str:
+    """Walk the real site flow: widgets (JWT) -> statistics token."""
+    widgets = client.simulate_get(f"/site/account/{account['account_id']}/widgets",
+                                  headers={"Origin": origin})
+    assert widgets.status_code == 200, widgets.json
+    jwt = widgets.json["widgets"][0]["token"]
+    stats = client.simulate_get(f"/site/widget/{account['widget_id']}/account_statistics",
+                                headers={"Authorization": f"Bearer {jwt}", "Origin": origin})
+    assert stats.status_code == 200, stats.json
+    return stats.json["token"]
+
+
+@pytest.fixture
+def make_site(client, db_url):
+    def make(domain: str | None = None) -> Site:
+        account = new_account(db_url, domain)
+        origin = f"https://{account['domain']}"
+        token = token_flow(client, account, origin)
+        return Site(account["account_id"], account["domain"], account["widget_id"],
+                    account["api_key"], token, origin)
+
+    return make
+
+
+@pytest.fixture
+def site(make_site) -> Site:
+    return make_site()
+
+
+def now_iso(offset_seconds: float = 0.0) -> str:
+    return datetime.fromtimestamp(datetime.now(UTC).timestamp() + offset_seconds, UTC).isoformat()
+
+
+@pytest.fixture
+def session_id(client, site) -> str:
+    resp = client.simulate_post("/api/v1/sessions", json={"page_url": f"{site.origin}/"},
+                                headers=site.write_headers())
+    assert resp.status_code == 201, resp.json
+    return resp.json["session_id"]
