@@ -18,3 +18,5 @@ accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("HINDSIGHT_LOG_LEVEL", "info")
 wsgi_app = "hindsight.app:get_app()"
+# gunicorn's control socket would be shared by every instance on the machine.
+control_socket_disable = True

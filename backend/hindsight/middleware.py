@@ -15,7 +15,7 @@ JSON_TYPES = ("application/json", "text/plain")  # text/plain: sendBeacon withou
 
 
 class RequestLimits:
-    """413 before reading an oversized body; 411 without a length; 415 for non-JSON."""
+    """413 before reading an oversized body; 411 for chunked bodies; 415 for non-JSON."""
 
     def __init__(self, max_body: int, max_screenshot_body: int) -> None:
         self._max_body = max_body
@@ -27,8 +27,11 @@ class RequestLimits:
         limit = self._max_screenshot_body if req.path.endswith("/screenshot") else self._max_body
         length = req.content_length
         if length is None:
-            raise ApiError(falcon.HTTP_411, "Length Required",
-                           "Send the request body with a Content-Length header.")
+            if req.get_header("Transfer-Encoding"):
+                # A chunked body's size is unknown until it has been read.
+                raise ApiError(falcon.HTTP_411, "Length Required",
+                               "Send the request body with a Content-Length header.")
+            length = 0  # no length and no chunking: HTTP/1.1 says the body is empty
         if length > limit:
             raise ApiError(falcon.HTTP_413, "Payload Too Large",
                            f"The request body is {length} bytes; the limit here is {limit}.")

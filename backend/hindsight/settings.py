@@ -37,6 +37,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Address and port `hindsight serve` listens on."),
     Setting("HINDSIGHT_WORKERS", "workers", 2, int,
             "Number of gunicorn worker processes."),
+    Setting("HINDSIGHT_THREADS", "threads", 4, int,
+            "Threads per gunicorn worker (gthread): requests one worker serves at once."),
     Setting("HINDSIGHT_PUBLIC_URL", "public_url", "", str,
             "URL visitors' browsers use to reach the API (printed by `make run`); empty: http://BIND."),
     Setting("HINDSIGHT_POOL_MIN", "pool_min", 1, int,
@@ -75,6 +77,7 @@ class Settings:
     database_url: str = ""
     bind: str = "127.0.0.1:8000"
     workers: int = 2
+    threads: int = 4
     public_url: str = ""
     pool_min: int = 1
     pool_max: int = 8

@@ -69,7 +69,7 @@ class AccountStatistics:
             claims = self._s.keys.verify(raw)
         except jwt.ExpiredSignatureError as ex:
             raise unauthorized("The widget token has expired; load the widgets again.") from ex
-        except jwt.InvalidTokenError as ex:
+        except jwt.PyJWTError as ex:
             raise unauthorized(f"The widget token is not valid: {ex}.") from ex
         if claims["widget_id"] != str(widget_id):
             raise forbidden("The widget token was issued for another widget.")
