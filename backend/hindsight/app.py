@@ -3,6 +3,7 @@ them from the environment and is what gunicorn serves."""
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import decimal
 import functools
@@ -31,6 +32,7 @@ from .resources.sessions import (
 )
 from .resources.site import AccountStatistics, Jwks, Widgets
 from .resources.track import ScreenshotUpload, Track
+from .scheduler import Scheduler
 from .services import IpHasher, Services, utc_now
 from .settings import Settings
 from .signing import KeyRing, ensure_signing_key
@@ -52,14 +54,21 @@ _dumps = functools.partial(json.dumps, default=_json_default, separators=(",", "
 
 
 def create_app(settings: Settings, pool: ConnectionPool, *, keys: KeyRing | None = None,
-               ip_hash: IpHasher | None = None,
+               ip_hash: IpHasher | None = None, scheduler: Scheduler | None = None,
                clock: Callable[[], dt.datetime] = utc_now) -> falcon.App:
-    """Wire routes, middleware and error handlers around the given collaborators."""
+    """Wire routes, middleware and error handlers around the given collaborators.
+
+    Background jobs are registered on `scheduler`; the caller decides whether to start
+    it (get_app does; tests drive jobs with `scheduler.run_now`).
+    """
     if keys is None:
         keys = KeyRing(pool)
     if ip_hash is None:
         ip_hash = IpHasher(_ip_hash_key(settings, pool))
-    services = Services(settings=settings, pool=pool, keys=keys, ip_hash=ip_hash, clock=clock)
+    if scheduler is None:
+        scheduler = Scheduler()
+    services = Services(settings=settings, pool=pool, keys=keys, ip_hash=ip_hash,
+                        scheduler=scheduler, clock=clock)
 
     app = falcon.App(
         middleware=[
@@ -112,4 +121,8 @@ def get_app() -> falcon.App:
         raise SystemExit("HINDSIGHT_DATABASE_URL is not set")
     pool = create_pool(settings)
     prepare_database(pool)
-    return create_app(settings, pool)
+    scheduler = Scheduler()
+    app = create_app(settings, pool, scheduler=scheduler)
+    scheduler.start()
+    atexit.register(scheduler.stop)
+    return app

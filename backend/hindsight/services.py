@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import falcon
 from psycopg_pool import ConnectionPool
 
+from .scheduler import Scheduler
 from .settings import Settings
 from .signing import KeyRing
 
@@ -37,6 +38,7 @@ class Services:
     pool: ConnectionPool
     keys: KeyRing
     ip_hash: IpHasher
+    scheduler: Scheduler
     clock: Callable[[], datetime] = utc_now
 
     def client_ip(self, req: falcon.Request) -> str:
