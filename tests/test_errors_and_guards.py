@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import falcon.testing
-from conftest import now_iso
 
+from conftest import now_iso
 from hindsight.app import create_app
 from hindsight.db import connect
 

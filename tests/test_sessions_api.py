@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from conftest import now_iso
-
 from hindsight.db import connect
 
 CHROME_MAC = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "

@@ -8,10 +8,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import jwt as pyjwt
-from conftest import new_account, token_flow
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from conftest import new_account, token_flow
 from hindsight.db import connect
 from hindsight.signing import AUDIENCE, ISSUER, rotate
 

@@ -6,9 +6,9 @@ import base64
 import io
 import uuid
 
-from conftest import now_iso
 from PIL import Image
 
+from conftest import now_iso
 from hindsight.db import connect
 
 
