@@ -35,7 +35,8 @@ def create_pool(settings: Settings, *, open_wait: bool = True) -> ConnectionPool
         configure=_configure(settings),
         open=False,
         name="hindsight",
-        reconnect_timeout=0,  # never give up reconnecting: a database restart is temporary
+        # Dead connections left by a database restart cost one 503 each (the tracker
+        # retries); checking every connection on checkout would cost a round trip per request.
     )
     pool.open(wait=open_wait, timeout=settings.pool_timeout if open_wait else 30.0)
     return pool

@@ -71,7 +71,7 @@ def _database_unavailable(req, resp, ex: Exception, params) -> None:
     log.warning("database unavailable on %s %s: %s", req.method, req.path, ex)
     raise ApiError(
         falcon.HTTP_503, "Service Unavailable",
-        "The database is unreachable; nothing was stored. Retry later.",
+        "The database is unreachable; the request may not have been stored. Retrying is safe.",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     ) from ex
 

@@ -17,7 +17,7 @@ _ERRORS = {
     "413": "Body too large.",
     "415": "Not JSON.",
     "429": "Rate limited (see Retry-After).",
-    "503": "Database unreachable (see Retry-After); nothing was stored.",
+    "503": "Database unreachable (see Retry-After); retrying is safe (writes are idempotent).",
 }
 
 
