@@ -1,0 +1,79 @@
+// Build tracker.js and its lazy screenshot chunk (html2canvas + capture.js) into dist/ (git-ignored), with a
+// manifest of sizes and Subresource Integrity hashes. Deterministic: the same sources and
+// lock file give byte-identical output, so the integrity hash in README.md stays valid.
+//
+//   node build.mjs          (npm run build)
+
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import * as esbuild from 'esbuild';
+import { minify } from 'terser';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = join(here, 'dist');
+const pkg = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8'));
+const TARGET = ['es2020'];
+
+async function bundle(entry, options = {}) {
+  const result = await esbuild.build({
+    entryPoints: [join(here, entry)],
+    bundle: true,
+    minify: true,
+    format: 'iife',
+    target: TARGET,
+    legalComments: 'none',
+    charset: 'utf8',
+    write: false,
+    logLevel: 'warning',
+    ...options,
+  });
+  return result.outputFiles[0].contents;
+}
+
+const sha = (alg, data, enc) => createHash(alg).update(data).digest(enc);
+const describe = (data) => ({
+  bytes: data.length,
+  gzip_bytes: gzipSync(data, { level: 9 }).length,
+  sha256: sha('sha256', data, 'hex'),
+  integrity: 'sha384-' + sha('sha384', data, 'base64'),
+});
+
+const chunk = await bundle('src/capture.js', { globalName: '__hindsightCapture' });
+// The chunk's name carries its hash: it is served as immutable.
+const chunkName = `capture.${sha('sha256', chunk, 'hex').slice(0, 12)}.js`;
+// The core is bundled by esbuild and minified by terser, which packs it a little tighter.
+const bundled = await bundle('src/index.js', {
+  define: { CAPTURE_CHUNK: JSON.stringify(chunkName), VERSION: JSON.stringify(pkg.version) },
+  minify: false,
+});
+const tracker = Buffer.from(
+  (
+    await minify(Buffer.from(bundled).toString('utf8'), {
+      ecma: 2020,
+      compress: { passes: 3 },
+      // Internal property names end in _ (and __s, __hs): shortened; nothing else is.
+      mangle: { toplevel: true, properties: { regex: /^__[a-z]+$|[a-z]_$/ } },
+      format: { comments: false },
+    })
+  ).code,
+);
+const rrweb = await bundle('bench/rrweb-entry.js');
+
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(join(dist, 'bench'), { recursive: true });
+writeFileSync(join(dist, 'tracker.js'), tracker);
+writeFileSync(join(dist, chunkName), chunk);
+writeFileSync(join(dist, 'bench', 'rrweb-record.js'), rrweb);
+const manifest = {
+  version: pkg.version,
+  capture_chunk: chunkName,
+  files: { 'tracker.js': describe(tracker), [chunkName]: describe(chunk) },
+  bench: { 'rrweb-record.js': describe(rrweb) },
+};
+writeFileSync(join(dist, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+const t = manifest.files['tracker.js'];
+console.log(`tracker.js ${t.bytes} B (${t.gzip_bytes} B gzip) ${t.integrity}`);
+console.log(`${chunkName} ${chunk.length} B`);
