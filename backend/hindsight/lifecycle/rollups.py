@@ -1,0 +1,188 @@
+"""Roll-ups refreshed by Hindsight itself, from a watermark.
+
+Each roll-up `X` is a view (sql/editions/apache/, sql/migrations/0007) over a table
+`X_store` holding every bucket before its watermark (`rollup_watermarks`), plus the
+newer buckets computed from the source rows at query time. A refresh:
+
+1. takes the window [min(watermark, now - start_offset), now - end_offset), both ends
+   rounded down to the bucket width — so the last days are re-read every time and late
+   events that fall in them are counted;
+2. deletes the store's buckets in that window and inserts them again from the source,
+   in one transaction: buckets are replaced, never added to, so a refresh can run any
+   number of times and never counts an event twice;
+3. moves the watermark to the window's end.
+
+The first refresh starts at the oldest source row. The offsets are those of the
+timescale edition's refresh policies (sql/editions/timescale/0001), so both editions
+count the same late events: those at most `start_offset` old when the refresh runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import DictRow
+
+from .edition import TIMESCALE
+
+Conn = psycopg.Connection[DictRow]
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Rollup:
+    name: str
+    width: timedelta
+    start_offset: timedelta
+    end_offset: timedelta
+    columns: tuple[str, ...]
+    # A SELECT of `columns` for the buckets in [%(start)s, %(end)s).
+    source: str
+    # The oldest source time (first refresh), as column `t`.
+    earliest: str
+
+    @property
+    def store(self) -> str:
+        return f"{self.name}_store"
+
+
+EVENTS_HOURLY = Rollup(
+    "events_hourly", HOUR, timedelta(days=2), HOUR,
+    ("bucket", "account_id", "host", "event_type", "events"),
+    """
+    SELECT time_bucket(INTERVAL '1 hour', "timestamp") AS bucket, account_id, host, event_type,
+           count(*) AS events
+    FROM events
+    WHERE "timestamp" >= %(start)s AND "timestamp" < %(end)s
+    GROUP BY 1, 2, 3, 4
+    """,
+    'SELECT min("timestamp") AS t FROM events',
+)
+
+PAGES_HOURLY = Rollup(
+    "pages_hourly", HOUR, timedelta(days=2), HOUR,
+    ("bucket", "account_id", "host", "path", "page_views", "clicks", "errors"),
+    """
+    SELECT time_bucket(INTERVAL '1 hour', "timestamp") AS bucket, account_id, host,
+           hindsight_url_path(page_url) AS path,
+           count(*) FILTER (WHERE event_type = 'page_view') AS page_views,
+           count(*) FILTER (WHERE event_type = 'click') AS clicks,
+           count(*) FILTER (WHERE event_type = 'error') AS errors
+    FROM events
+    WHERE "timestamp" >= %(start)s AND "timestamp" < %(end)s
+      AND page_url IS NOT NULL AND event_type IN ('page_view', 'click', 'error')
+    GROUP BY 1, 2, 3, 4
+    """,
+    'SELECT min("timestamp") AS t FROM events',
+)
+
+# Daily roll-ups read the hourly views (store + newest hours), like the hierarchical
+# continuous aggregates of the timescale edition.
+EVENTS_DAILY = Rollup(
+    "events_daily", DAY, timedelta(days=4), HOUR,
+    ("bucket", "account_id", "host", "event_type", "events"),
+    """
+    SELECT time_bucket(INTERVAL '1 day', bucket) AS bucket, account_id, host, event_type,
+           sum(events)::bigint AS events
+    FROM events_hourly
+    WHERE bucket >= %(start)s AND bucket < %(end)s
+    GROUP BY 1, 2, 3, 4
+    """,
+    "SELECT min(bucket) AS t FROM events_hourly",
+)
+
+PAGES_DAILY = Rollup(
+    "pages_daily", DAY, timedelta(days=4), HOUR,
+    ("bucket", "account_id", "host", "path", "page_views", "clicks", "errors"),
+    """
+    SELECT time_bucket(INTERVAL '1 day', bucket) AS bucket, account_id, host, path,
+           sum(page_views)::bigint AS page_views, sum(clicks)::bigint AS clicks,
+           sum(errors)::bigint AS errors
+    FROM pages_hourly
+    WHERE bucket >= %(start)s AND bucket < %(end)s
+    GROUP BY 1, 2, 3, 4
+    """,
+    "SELECT min(bucket) AS t FROM pages_hourly",
+)
+
+# Sessions are a plain table on both editions: this one is always ours to refresh.
+SESSIONS_DAILY = Rollup(
+    "sessions_daily", DAY, timedelta(days=4), HOUR,
+    ("bucket", "account_id", "host", "dimension", "value", "sessions"),
+    """
+    SELECT time_bucket(INTERVAL '1 day', s.started_at) AS bucket, s.account_id, s.host,
+           d.dimension, d.value, count(*) AS sessions
+    FROM sessions s
+    CROSS JOIN LATERAL (VALUES
+        ('referrer', coalesce(hindsight_referrer_host(s.referrer, s.host), '')),
+        ('device_type', coalesce(s.device_type, '')),
+        ('browser', coalesce(s.browser, '')),
+        ('os', coalesce(s.os, ''))
+    ) AS d (dimension, value)
+    WHERE s.started_at >= %(start)s AND s.started_at < %(end)s
+    GROUP BY 1, 2, 3, 4, 5
+    """,
+    "SELECT min(started_at) AS t FROM sessions",
+)
+
+APACHE_ROLLUPS = (EVENTS_HOURLY, PAGES_HOURLY, EVENTS_DAILY, PAGES_DAILY, SESSIONS_DAILY)
+TIMESCALE_ROLLUPS = (SESSIONS_DAILY,)
+ALL_ROLLUPS = APACHE_ROLLUPS
+
+
+def scheduler_rollups(schema_edition: str | None) -> tuple[Rollup, ...]:
+    """The roll-ups this deployment's scheduler refreshes."""
+    return TIMESCALE_ROLLUPS if schema_edition == TIMESCALE else APACHE_ROLLUPS
+
+
+def _floor(conn: Conn, width: timedelta, t: datetime) -> datetime:
+    return conn.execute("SELECT time_bucket(%s, %s::timestamptz) AS b", (width, t)).fetchone()["b"]
+
+
+def refresh(conn: Conn, rollup: Rollup, now: datetime) -> dict:
+    """Refresh one roll-up up to `now - end_offset`; return the window it rewrote."""
+    store = sql.Identifier(rollup.store)
+    columns = sql.SQL(", ").join(map(sql.Identifier, rollup.columns))
+    with conn.transaction():
+        end = _floor(conn, rollup.width, now - rollup.end_offset)
+        row = conn.execute(
+            "SELECT materialized_until FROM rollup_watermarks WHERE rollup = %s FOR UPDATE",
+            (rollup.name,),
+        ).fetchone()
+        watermark = row["materialized_until"] if row else None
+        if watermark is None:
+            earliest = conn.execute(rollup.earliest).fetchone()["t"]
+            start = _floor(conn, rollup.width, earliest) if earliest is not None else end
+        else:
+            start = min(watermark, _floor(conn, rollup.width, now - rollup.start_offset))
+        replaced = inserted = 0
+        if start < end:
+            replaced = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE bucket >= %(start)s AND bucket < %(end)s").format(store),
+                {"start": start, "end": end},
+            ).rowcount
+            inserted = conn.execute(
+                sql.SQL("INSERT INTO {} ({}) ").format(store, columns) + sql.SQL(rollup.source),
+                {"start": start, "end": end},
+            ).rowcount
+        new_watermark = end if watermark is None else max(watermark, end)
+        conn.execute(
+            """
+            INSERT INTO rollup_watermarks (rollup, materialized_until, refreshed_at)
+            VALUES (%s, %s, now())
+            ON CONFLICT (rollup) DO UPDATE
+            SET materialized_until = EXCLUDED.materialized_until, refreshed_at = now()
+            """,
+            (rollup.name, new_watermark),
+        )
+    return {"from": start.isoformat(), "to": end.isoformat(), "rows": inserted, "replaced": replaced}
+
+
+def refresh_all(conn: Conn, now: datetime, schema_edition: str | None) -> dict:
+    """Refresh every roll-up the scheduler owns, hourly ones before daily ones."""
+    return {r.name: refresh(conn, r, now) for r in scheduler_rollups(schema_edition)}

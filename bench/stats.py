@@ -1,0 +1,549 @@
+"""Dashboard statistics benchmark: 30-day queries from the roll-ups against the same
+answers computed from the raw events, at 10 million events.
+
+What it does, all in one run on this machine:
+
+1. starts its own throw-away TimescaleDB cluster (fsync off: this measures reads; the
+   generation time is reported but is not the point), migrates it;
+2. generates the data server-side (INSERT ... SELECT over generate_series, one day per
+   statement, with a progress bar): a few accounts, sessions spread over 90 days with
+   their referrers, devices, browsers and OS, and events (types, pages on a skewed
+   popularity curve) — 10 million by default;
+3. refreshes the roll-ups with the scheduler's own code (the first, full refresh, then
+   a steady-state one) and times both;
+4. for the largest account and the last 30 days, runs every dashboard query twice — from
+   the roll-ups (hindsight.queries.stats, what GET /api/v1/stats/... runs) and from the
+   raw rows (events, sessions) — checks that both give the same answer, and times them
+   (median of several runs after a warm-up); also times the HTTP endpoints in-process;
+5. writes its section of docs/BENCHMARKS.md (the ingestion benchmark writes another).
+
+    .venv/bin/python bench/stats.py              # 10 M events, a few minutes on 2 cores
+    .venv/bin/python bench/stats.py --quick      # 200 k events, does not touch the doc
+
+tests/test_stats_bench.py runs `run_bench` on a small data set against the test cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+BEGIN, END = "<!-- bench/stats.py: begin -->", "<!-- bench/stats.py: end -->"
+sys.path.insert(0, str(ROOT / "backend"))
+
+
+@dataclass
+class Config:
+    events: int = 10_000_000
+    days: int = 90
+    accounts: int = 4
+    paths: int = 300               # distinct pages per account
+    events_per_session: int = 25   # on average (5 to 45)
+    runs: int = 7                  # timed runs per query (after one warm-up)
+    range_days: int = 30           # the dashboard's range
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(events=200_000, runs=3)
+
+
+@dataclass
+class Timing:
+    name: str
+    rollup_ms: list[float] = field(default_factory=list)
+    raw_ms: list[float] = field(default_factory=list)
+    api_ms: list[float] = field(default_factory=list)
+    behind_ms: list[float] = field(default_factory=list)  # daily roll-ups a day behind
+    rows: int = 0
+
+    @property
+    def rollup(self) -> float:
+        return statistics.median(self.rollup_ms)
+
+    @property
+    def raw(self) -> float:
+        return statistics.median(self.raw_ms)
+
+    @property
+    def api(self) -> float:
+        return statistics.median(self.api_ms) if self.api_ms else float("nan")
+
+    @property
+    def behind(self) -> float:
+        return statistics.median(self.behind_ms) if self.behind_ms else float("nan")
+
+    @property
+    def ratio(self) -> float:
+        return self.raw / self.rollup
+
+
+@dataclass
+class Result:
+    config: Config
+    events: int = 0
+    sessions: int = 0
+    account_events: int = 0        # the measured account's events in the 30-day range
+    generate_seconds: float = 0.0
+    first_refresh_seconds: float = 0.0
+    steady_refresh_seconds: float = 0.0
+    timings: list[Timing] = field(default_factory=list)
+    sizes: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+    loadavg: str = ""              # /proc/loadavg when the queries were timed
+
+
+# --------------------------------------------------------------------------- data
+
+SESSIONS = """
+INSERT INTO sessions (session_id, account_id, host, started_at, last_activity_at, created_at,
+                      page_url, referrer, device_type, browser, os, event_count)
+SELECT gen_random_uuid(), %(account_id)s, %(host)s, t.started_at,
+       t.started_at + make_interval(secs => t.n * (5 + 25 * random())), t.started_at,
+       'https://' || %(host)s || '/', r.referrer, c.device_type, c.browser, c.os, t.n
+FROM (SELECT %(day)s::timestamptz + random() * INTERVAL '1 day' AS started_at,
+             5 + floor(random() * (2 * %(per_session)s - 9))::int AS n,
+             floor(random() * 10)::int AS r, floor(random() * 8)::int AS c
+      FROM generate_series(1, %(count)s)) AS t
+JOIN (VALUES (0, NULL), (1, NULL), (2, NULL), (3, 'https://www.google.com/search?q=x'),
+             (4, 'https://www.google.com/'), (5, 'https://news.ycombinator.com/item?id=1'),
+             (6, 'https://t.co/x'), (7, 'https://www.reddit.com/r/webdev/'),
+             (8, 'https://duckduckgo.com/'), (9, 'https://' || %(host)s || '/pricing'))
+     AS r (i, referrer) ON r.i = t.r
+JOIN (VALUES (0, 'desktop', 'Chrome', 'Windows'), (1, 'desktop', 'Chrome', 'Mac OS X'),
+             (2, 'desktop', 'Firefox', 'Linux'), (3, 'mobile', 'Mobile Safari', 'iOS'),
+             (4, 'mobile', 'Chrome Mobile', 'Android'), (5, 'tablet', 'Mobile Safari', 'iOS'),
+             (6, 'desktop', 'Edge', 'Windows'), (7, 'bot', 'Googlebot', NULL))
+     AS c (i, device_type, browser, os) ON c.i = t.c
+"""
+
+# A session's events: the first is session_start, the others by a fixed mix of types,
+# on pages with a skewed popularity (page k is about k^-2/3 as popular as page 0).
+EVENTS = """
+INSERT INTO events (session_id, seq, "timestamp", account_id, host, event_type, page_url,
+                    target_selector, viewport_x, viewport_y)
+SELECT s.session_id, i, s.started_at + (s.last_activity_at - s.started_at) * (i::float8 / s.event_count),
+       s.account_id, s.host, e.event_type,
+       'https://' || s.host || '/p' || floor(power(random(), 3) * %(paths)s)::int
+           || CASE WHEN random() < 0.1 THEN '?utm_source=x' ELSE '' END,
+       CASE WHEN e.event_type = 'click' THEN 'button.cta' END,
+       floor(random() * 1280)::int, floor(random() * 800)::int
+FROM sessions s
+CROSS JOIN LATERAL generate_series(0, s.event_count - 1) AS i
+CROSS JOIN LATERAL (SELECT random() + 0 * i AS r) AS d
+CROSS JOIN LATERAL (SELECT CASE
+        WHEN i = 0 THEN 'session_start' WHEN d.r < 0.30 THEN 'mouse_move'
+        WHEN d.r < 0.45 THEN 'scroll' WHEN d.r < 0.60 THEN 'click' WHEN d.r < 0.72 THEN 'page_view'
+        WHEN d.r < 0.80 THEN 'input' WHEN d.r < 0.88 THEN 'keypress' WHEN d.r < 0.92 THEN 'visibility'
+        WHEN d.r < 0.97 THEN 'network' WHEN d.r < 0.98 THEN 'error' ELSE 'custom' END AS event_type) AS e
+WHERE s.account_id = ANY(%(accounts)s) AND s.started_at >= %(day)s
+  AND s.started_at < %(day)s::timestamptz + INTERVAL '1 day'
+"""
+
+
+def progress(done: int, total: int, started: float, label: str) -> None:
+    width = 30
+    filled = int(width * done / total) if total else width
+    elapsed = time.monotonic() - started
+    rate = done / elapsed if elapsed > 0 else 0
+    eta = (total - done) / rate if rate else 0
+    sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {100 * done / total:5.1f}%  "
+                     f"{done:,}/{total:,} {label}  {elapsed:5.0f} s (eta {eta:4.0f} s) ")
+    sys.stderr.flush()
+    if done >= total:
+        sys.stderr.write("\n")
+
+
+def generate(conn, config: Config, now: datetime, show_progress: bool = True) -> list[dict]:
+    """Accounts, sessions and events over `config.days` days before `now`; return the accounts."""
+    from hindsight.queries.tenancy import create_account
+
+    weights = [2 ** -(i) for i in range(config.accounts)]
+    weights = [w / sum(weights) for w in weights]
+    accounts = []
+    for i, weight in enumerate(weights):
+        account = create_account(conn, f"Bench {i}", f"bench{i}.example", None)
+        accounts.append({**account, "weight": weight})
+    sessions_total = config.events // config.events_per_session
+    first_day = (now - timedelta(days=config.days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = [first_day + timedelta(days=d) for d in range(config.days + 1)]
+    started, done = time.monotonic(), 0
+    ids = [a["account_id"] for a in accounts]
+    for day in days:
+        for account in accounts:
+            count = max(1, round(sessions_total * account["weight"] / len(days)))
+            conn.execute(SESSIONS, {"account_id": account["account_id"], "host": account["domain"],
+                                    "day": day, "count": count, "per_session": config.events_per_session})
+        # Nothing in the future: the last day stops at `now`.
+        conn.execute("DELETE FROM sessions WHERE started_at > %s", (now - timedelta(minutes=1),))
+        conn.execute("UPDATE sessions SET last_activity_at = least(last_activity_at, %s) "
+                     "WHERE started_at >= %s AND last_activity_at > %s", (now, day, now))
+        done += conn.execute(EVENTS, {"accounts": ids, "day": day, "paths": config.paths}).rowcount
+        conn.commit()
+        if show_progress:
+            progress(min(done, config.events), config.events, started, "events")
+    if show_progress and done < config.events:
+        progress(config.events, config.events, started, "events")
+    conn.execute("ANALYZE")
+    conn.commit()
+    return accounts
+
+
+# --------------------------------------------------------------------------- queries
+
+RAW_SERIES = """
+SELECT time_bucket(%(width)s, "timestamp") AS bucket, count(*) AS events,
+       count(*) FILTER (WHERE event_type = 'session_start') AS sessions,
+       count(*) FILTER (WHERE event_type = 'page_view') AS page_views,
+       count(*) FILTER (WHERE event_type = 'click') AS clicks,
+       count(*) FILTER (WHERE event_type = 'error') AS errors
+FROM events WHERE account_id = %(account_id)s AND "timestamp" >= %(start)s AND "timestamp" < %(end)s
+GROUP BY 1 ORDER BY 1
+"""
+RAW_EVENT_TYPES = """
+SELECT event_type, count(*) AS events FROM events
+WHERE account_id = %(account_id)s AND "timestamp" >= %(start)s AND "timestamp" < %(end)s
+GROUP BY event_type ORDER BY events DESC, event_type
+"""
+RAW_PAGES = """
+SELECT host, hindsight_url_path(page_url) AS path,
+       count(*) FILTER (WHERE event_type = 'page_view') AS page_views,
+       count(*) FILTER (WHERE event_type = 'click') AS clicks,
+       count(*) FILTER (WHERE event_type = 'error') AS errors
+FROM events
+WHERE account_id = %(account_id)s AND "timestamp" >= %(start)s AND "timestamp" < %(end)s
+  AND page_url IS NOT NULL AND event_type IN ('page_view', 'click', 'error')
+GROUP BY 1, 2 ORDER BY page_views DESC, clicks DESC, host, path LIMIT %(limit)s
+"""
+RAW_BREAKDOWN = """
+SELECT nullif(coalesce({expr}, ''), '') AS value, count(*) AS sessions, sum(count(*)) OVER () AS total
+FROM sessions
+WHERE account_id = %(account_id)s AND started_at >= %(start)s AND started_at < %(end)s
+GROUP BY 1 ORDER BY sessions DESC, value LIMIT %(limit)s
+"""
+BREAKDOWN_EXPR = {"referrer": "hindsight_referrer_host(referrer, host)", "device_type": "device_type",
+                  "browser": "browser", "os": "os"}
+
+
+def _timed(fn, runs: int) -> tuple[list[float], object]:
+    fn()  # warm-up
+    times, answer = [], None
+    for _ in range(runs):
+        started = time.perf_counter()
+        answer = fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return times, answer
+
+
+def _zero_filled(rows: list[dict], rng, width: timedelta) -> list[tuple]:
+    by_bucket = {r["bucket"]: r for r in rows}
+    out, t = [], rng.start
+    while t < rng.end:
+        r = by_bucket.get(t, {})
+        out.append((t, *(int(r.get(k, 0)) for k in ("events", "sessions", "page_views", "clicks", "errors"))))
+        t += width
+    return out
+
+
+def measure(url: str, account: dict, now: datetime, config: Config,
+            expected: dict | None = None) -> tuple[list[Timing], dict]:
+    """Each dashboard query from the roll-ups and from the raw rows: same answer, timed.
+
+    With `expected` (the answers of an earlier pass), the raw queries are not run again:
+    the roll-up answers are checked against those."""
+    import falcon.testing
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from hindsight.app import create_app, prepare_database
+    from hindsight.db import create_pool
+    from hindsight.queries import stats
+    from hindsight.queries.tenancy import create_api_key
+    from hindsight.settings import Settings
+
+    account_id = account["account_id"]
+    start = now - timedelta(days=config.range_days)
+    hours, days = stats.hour_range(start, now), stats.day_range(start, now)
+    timings: list[Timing] = []
+    with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
+        key = create_api_key(conn, str(account_id))
+
+        def in_transaction(fn):
+            # Like the API: one transaction per request (the queries SET LOCAL in it).
+            def call():
+                with conn.transaction():
+                    return fn()
+            return call
+
+        settings = Settings(database_url=url, pool_max=2, rate_limit_per_minute=0, lifecycle_jobs=False)
+        pool = create_pool(settings)
+        prepare_database(pool)
+        client = falcon.testing.TestClient(create_app(settings, pool))
+        api_params = {"from": start.isoformat(), "to": now.isoformat()}
+
+        def api(path: str, **params):
+            def call():
+                resp = client.simulate_get(path, params={**api_params, **params},
+                                           headers={"Authorization": f"Bearer {key}"})
+                assert resp.status_code == 200, resp.json
+                return resp.json
+            return call
+
+        answers: dict = {}
+
+        def run(name, rollup, raw, compare, api_call):
+            timing = Timing(name)
+            timing.rollup_ms, got = _timed(in_transaction(rollup), config.runs)
+            got_c = compare(got)
+            if expected is None:
+                timing.raw_ms, want = _timed(in_transaction(raw), config.runs)
+                want_c = compare(want)
+            else:
+                want_c = expected[name]
+            answers[name] = want_c
+            if got_c != want_c:
+                raise AssertionError(f"{name}: roll-up answer differs from the raw answer:\n"
+                                     f"{got_c[:5]}\n{want_c[:5]}")
+            timing.api_ms, _ = _timed(api_call, config.runs)
+            timing.rows = len(got_c)
+            timings.append(timing)
+
+        for interval, rng, width in (("day", days, timedelta(days=1)), ("hour", hours, timedelta(hours=1))):
+            run(f"series by {interval} ({len(_zero_filled([], rng, width))} points)",
+                lambda i=interval, r=rng: stats.series(conn, account_id, r, i),
+                lambda r=rng, w=width: conn.execute(RAW_SERIES, {"width": w, "account_id": account_id,
+                                                                 "start": r.start, "end": r.end}).fetchall(),
+                lambda rows, r=rng, w=width: (_zero_filled(rows, r, w) if rows and "bucket" in rows[0]
+                                              else rows),
+                api("/api/v1/stats/series", interval=interval))
+        params = {"account_id": account_id, "start": hours.start, "end": hours.end}
+        run("event types",
+            lambda: stats.event_types(conn, account_id, hours),
+            lambda: conn.execute(RAW_EVENT_TYPES, params).fetchall(),
+            lambda rows: [(r["event_type"], int(r["events"])) for r in rows],
+            api("/api/v1/stats/event-types"))
+        run("top 10 pages",
+            lambda: stats.top_pages(conn, account_id, hours, 10),
+            lambda: conn.execute(RAW_PAGES, {**params, "limit": 10}).fetchall(),
+            lambda rows: [(r["host"], r["path"], int(r["page_views"]), int(r["clicks"]), int(r["errors"]))
+                          for r in rows],
+            api("/api/v1/stats/pages", limit=10))
+        for dimension, path in (("referrer", "referrers"), ("device_type", "devices"),
+                                ("browser", "browsers"), ("os", "os")):
+            raw_sql = RAW_BREAKDOWN.format(expr=BREAKDOWN_EXPR[dimension])
+            run(f"{path} (top 10)",
+                lambda d=dimension: stats.breakdown(conn, account_id, d, days, 10),
+                lambda q=raw_sql: conn.execute(q, {"account_id": account_id, "start": days.start,
+                                                   "end": days.end, "limit": 10}).fetchall(),
+                lambda res: ([(r["value"], int(r["sessions"])) for r in res["data"]] + [int(res["total"])]
+                             if isinstance(res, dict) else
+                             [(r["value"], int(r["sessions"])) for r in res] + [int(res[0]["total"]) if res else 0]),
+                api(f"/api/v1/stats/{path}", limit=10))
+        pool.close()
+    return timings, answers
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run_bench(url: str, config: Config, show_progress: bool = True) -> Result:
+    """Generate, refresh, measure against the database at `url` (migrated, empty)."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from hindsight.lifecycle import rollups
+
+    result = Result(config)
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        now = conn.execute("SELECT now() AS t").fetchone()["t"]
+        conn.commit()
+        started = time.monotonic()
+        accounts = generate(conn, config, now, show_progress)
+        result.generate_seconds = time.monotonic() - started
+    with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
+        started = time.monotonic()
+        rollups.refresh_all(conn, now, "apache")
+        result.first_refresh_seconds = time.monotonic() - started
+        started = time.monotonic()
+        rollups.refresh_all(conn, now + timedelta(minutes=5), "apache")
+        result.steady_refresh_seconds = time.monotonic() - started
+        conn.execute("ANALYZE")
+        result.events = conn.execute("SELECT count(*) AS n FROM events").fetchone()["n"]
+        result.sessions = conn.execute("SELECT count(*) AS n FROM sessions").fetchone()["n"]
+        biggest = accounts[0]
+        result.account_events = conn.execute(
+            'SELECT count(*) AS n FROM events WHERE account_id = %s AND "timestamp" >= %s',
+            (biggest["account_id"], now - timedelta(days=config.range_days))).fetchone()["n"]
+        for name in ("events", "sessions", "events_hourly_store", "events_daily_store", "pages_hourly_store",
+                     "pages_daily_store", "sessions_daily_store"):
+            result.sizes[name] = conn.execute(
+                "SELECT pg_size_pretty(coalesce(hypertable_size(to_regclass(%(t)s)), "
+                "pg_total_relation_size(to_regclass(%(t)s)))) AS s", {"t": name}).fetchone()["s"]
+        for name in ("server_version", "timescaledb.license", "shared_buffers", "work_mem", "fsync"):
+            result.settings[name] = conn.execute(f"SHOW {name}").fetchone()[name]
+        result.settings["timescaledb"] = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()["extversion"]
+    result.loadavg = _loadavg()
+    result.timings, answers = measure(url, biggest, now, config)
+    # The daily roll-ups leave today to query time: just before midnight that is a whole
+    # day. Measure that worst case too, with their watermarks a day further back.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE rollup_watermarks SET materialized_until = materialized_until - INTERVAL '1 day' "
+                     "WHERE rollup IN ('events_daily', 'pages_daily', 'sessions_daily')")
+    behind, _ = measure(url, biggest, now, config, expected=answers)
+    for timing, late in zip(result.timings, behind, strict=True):
+        timing.behind_ms = late.rollup_ms
+    return result
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def start_cluster():
+    """A throw-away TimescaleDB cluster (testing.postgresql, fsync off: a read benchmark)."""
+    import testing.postgresql
+
+    from hindsight.pgcluster import SERVER_OPTIONS, binaries
+
+    bins = binaries(Path(tempfile.mkdtemp(prefix="hindsight-bench-pgbin-")))
+    return testing.postgresql.Postgresql(
+        initdb=bins.initdb, postgres=bins.postgres,
+        postgres_args="-h 127.0.0.1 -F -c logging_collector=off -c max_wal_size=8GB "
+                      "-c checkpoint_timeout=30min " + " ".join(SERVER_OPTIONS))
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
+
+
+def render(result: Result, command: str) -> str:
+    c, st = result.config, result.settings
+    slowest = max(max(t.rollup, t.behind) for t in result.timings)
+    lines = [
+        BEGIN,
+        "## Dashboard statistics: roll-ups against raw events",
+        "",
+        "Written by `bench/stats.py`; run it again rather than editing this section.",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: {machine()}; load average when the queries were timed: {result.loadavg} "
+        "(other work on the machine shares its 2 cores)",
+        f"- Database: PostgreSQL {st.get('server_version')}, TimescaleDB {st.get('timescaledb')} "
+        f"({st.get('timescaledb.license')} edition: roll-ups refreshed by Hindsight's scheduler code), "
+        f"its own throw-away cluster, shared_buffers={st.get('shared_buffers')}, "
+        f"work_mem={st.get('work_mem')}, fsync={st.get('fsync')} (a read benchmark)",
+        f"- Data: {result.events:,} events in {result.sessions:,} sessions over {c.days} days, "
+        f"{c.accounts} accounts (each half the size of the previous), {c.paths} pages per account, "
+        f"generated server-side in {result.generate_seconds:.0f} s",
+        f"- Measured: the largest account, the last {c.range_days} days ({result.account_events:,} of its "
+        f"events); each query once to warm up, then the median of {c.runs} runs; every roll-up answer "
+        "was checked equal to the raw answer in the same run",
+        f"- Roll-up refresh (the `refresh_rollups` job): first, over all {c.days} days: "
+        f"{result.first_refresh_seconds:.1f} s; steady state (re-reads the last 2-4 days): "
+        f"{result.steady_refresh_seconds:.1f} s",
+        "",
+        f"| {c.range_days}-day query | roll-ups | raw rows | raw / roll-ups | via the API (in-process) "
+        "| roll-ups, daily ones a day behind |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in result.timings:
+        lines.append(f"| {t.name} | **{t.rollup:.1f} ms** | {t.raw:,.0f} ms | {t.ratio:,.0f}x | {t.api:.1f} ms "
+                     f"| {t.behind:.1f} ms |")
+    lines += [
+        "",
+        f"Slowest dashboard query from the roll-ups: **{slowest:.1f} ms**, in either column (target: under "
+        f"100 ms at 10 M events){' — met' if slowest < 100 else ' — NOT met'}. The last column: the daily "
+        "roll-ups leave today's buckets to query time (computed from the hourly roll-up and the raw rows of "
+        "the last hour), so their queries cost more as the UTC day goes on; with the daily watermarks moved "
+        "a day back, a reader pays for a whole day and more — the worst the day can do.",
+        "",
+        "Sizes: " + ", ".join(f"`{k}` {v}" for k, v in result.sizes.items()) + ".",
+        "",
+        "Referrers, devices, browsers and OS come from `sessions`; they are read from their own",
+        "daily roll-up (`sessions_daily`), which is why they stay fast: the raw column is what",
+        "grouping the account's sessions of the period costs.",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(doc: Path, section: str) -> None:
+    """Replace this benchmark's section of the doc (or add it), leaving the others alone."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        before, rest = text.split(BEGIN, 1)
+        after = rest.split(END, 1)[1].lstrip("\n")
+        text = before + section + ("\n" + after if after else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+
+
+def summary(result: Result) -> str:
+    rows = [f"  {t.name:32s} roll-ups {t.rollup:8.1f} ms   raw {t.raw:9.1f} ms   x{t.ratio:7.0f}   "
+            f"api {t.api:6.1f} ms   a day behind {t.behind:6.1f} ms" for t in result.timings]
+    return "\n".join([f"{result.events:,} events, {result.sessions:,} sessions; generated in "
+                      f"{result.generate_seconds:.0f} s; first refresh {result.first_refresh_seconds:.1f} s, "
+                      f"steady refresh {result.steady_refresh_seconds:.1f} s", *rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="200k events, does not write the doc")
+    parser.add_argument("--events", type=int, help="events to generate (default 10,000,000)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"doc to write the section into (default {DOC.relative_to(ROOT)}; "
+                             "--quick writes nothing unless given)")
+    args = parser.parse_args(argv)
+    config = Config.quick() if args.quick else Config()
+    if args.events:
+        config.events = args.events
+    output = args.output if args.output else (None if args.quick else DOC)
+
+    from hindsight.migrate import migrate
+
+    cluster = start_cluster()
+    try:
+        url = cluster.url()
+        migrate(url)
+        result = run_bench(url, config)
+    finally:
+        cluster.stop()
+    print(summary(result))
+    if output:
+        given = argv if argv is not None else sys.argv[1:]
+        command = " ".join([".venv/bin/python bench/stats.py", *given])
+        write_section(output, render(result, command))
+        print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

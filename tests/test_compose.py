@@ -1,0 +1,87 @@
+"""docker-compose.yml and the Dockerfile (no Docker engine here: they are parsed and
+checked): the official TimescaleDB image pinned, the API built from this repository
+with the steps `make run` uses, health checks, a named volume, settings that exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from hindsight.settings import SETTINGS
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments), continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", dockerfile)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_services_images_and_the_build():
+    services = COMPOSE["services"]
+    assert set(services) == {"db", "api"}
+    image = services["db"]["image"]
+    assert re.fullmatch(r"timescale/timescaledb:2\.\d+\.\d+-pg15", image), image  # pinned, never "latest"
+    assert services["api"]["build"] in (".", {"context": "."})
+    assert services["api"]["depends_on"]["db"]["condition"] == "service_healthy"
+
+
+def test_ports_volumes_and_health_checks():
+    db, api = COMPOSE["services"]["db"], COMPOSE["services"]["api"]
+    assert any(str(p).endswith(":8000") for p in api["ports"])
+    assert all(str(p).startswith("127.0.0.1:") for p in db["ports"])  # the database only on this host
+    assert "pgdata" in COMPOSE["volumes"]
+    assert "pgdata:/var/lib/postgresql/data" in db["volumes"]
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    assert any("/health" in part for part in api["healthcheck"]["test"])
+    for service in (db, api):
+        assert service["healthcheck"]["interval"] and service["restart"] == "unless-stopped"
+
+
+def test_settings_come_from_the_environment_and_exist():
+    env = COMPOSE["services"]["api"]["environment"]
+    known = {s.env for s in SETTINGS}
+    assert set(env) <= known, set(env) - known
+    url = env["HINDSIGHT_DATABASE_URL"]
+    assert "@db:5432/" in url and url.endswith("/hindsight")
+    assert env["HINDSIGHT_BIND"] == "0.0.0.0:8000"
+    db_env = COMPOSE["services"]["db"]["environment"]
+    assert db_env["POSTGRES_DB"] == "hindsight" and db_env["POSTGRES_USER"] in url
+
+
+def test_the_dockerfile_runs_the_steps_make_run_uses():
+    steps = instructions(DOCKERFILE)
+    runs = " ; ".join(args for word, args in steps if word == "RUN")
+    cmd = next(args for word, args in reversed(steps) if word == "CMD")
+    # make run = scripts/bootstrap.sh (tracker build, pip install -e) + `hindsight dev`
+    # (migrate, then serve): the same three steps, in the same order.
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    embedded = (ROOT / "backend" / "hindsight" / "embedded.py").read_text()
+    assert re.search(r"^run:.*\n\t\$\(VENV\)/bin/hindsight dev$", makefile, re.M)
+    assert "pip install -q -e" in bootstrap and "pip install -e ." in runs
+    assert "migrate(database_url)" in embedded and '"serve"' in embedded
+    assert "hindsight migrate && exec hindsight serve" in cmd
+    if "npm ci" in bootstrap:
+        assert "npm ci" in runs and "npm run --silent build" in runs
+        assert any(word == "COPY" and "--from=tracker" in args and "tracker/dist" in args for word, args in steps)
+    froms = [args for word, args in steps if word == "FROM"]
+    assert froms[-1].startswith("python:3.11")  # setup.cfg: python_requires >= 3.11
+    assert any(word == "HEALTHCHECK" and "/health" in args for word, args in steps)
+    assert ("EXPOSE", "8000") in steps
+
+
+def test_the_build_context_leaves_local_state_out():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".git", ".venv", "var", "tracker/node_modules"} <= ignored
