@@ -32,4 +32,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e '.[dev]'
+# tracker.js: built with Node from tracker/package-lock.json (esbuild, terser, html2canvas);
+# its browser tests drive Debian's Chromium with Playwright (Playwright's own download does
+# not work here). apt lists may be empty on a fresh machine: update once if a package is missing.
+apt_get_or_update() { apt_install "$@" 2>/dev/null || { apt-get update -qq && apt_install "$@"; }; }
+command -v npm >/dev/null || apt_get_or_update nodejs npm
+command -v chromium >/dev/null || apt_get_or_update chromium fonts-dejavu-core
+log "building tracker.js (npm ci + npm run build in tracker/)"
+(cd tracker && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
 log "ready"

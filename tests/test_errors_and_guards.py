@@ -161,3 +161,6 @@ def test_openapi_is_generated_from_the_schemas(client):
     batch = doc["components"]["schemas"]["TrackBatch"]
     assert batch["properties"]["events"]["maxItems"] == 100
     assert "/api/v1/track/screenshot" in doc["paths"] and "/site/account/{account_id}/widgets" in doc["paths"]
+    assert {"/api/v1/stats/series", "/api/v1/stats/pages", "/api/token", "/api/pages/add"} <= set(doc["paths"])
+    series_params = {p["name"] for p in doc["paths"]["/api/v1/stats/series"]["get"]["parameters"]}
+    assert {"from", "to"} <= series_params

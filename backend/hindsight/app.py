@@ -17,8 +17,9 @@ import falcon
 import falcon.media
 from psycopg_pool import ConnectionPool
 
-from . import errors
+from . import dashboard, errors
 from .db import create_pool
+from .lifecycle import register as register_lifecycle
 from .middleware import Cors, RateLimiter, RegisteredHosts, RequestLimits
 from .openapi import OpenApi
 from .queries.tenancy import instance_secret
@@ -27,15 +28,19 @@ from .resources.sessions import (
     ScreenshotImage,
     SessionEvents,
     SessionItem,
-    SessionScreenshots,
     SessionsCollection,
+    SessionScreenshots,
 )
 from .resources.site import AccountStatistics, Jwks, Widgets
+from .resources.stats import add_routes as add_stats_routes
 from .resources.track import ScreenshotUpload, Track
+from .resources.tracker import TrackerScript
 from .scheduler import Scheduler
 from .services import IpHasher, Services, utc_now
 from .settings import Settings
 from .signing import KeyRing, ensure_signing_key
+from .stacks import StatisticsStacks, create_stacks
+from .stacks import install as install_stacks
 
 
 def _json_default(value):
@@ -55,7 +60,8 @@ _dumps = functools.partial(json.dumps, default=_json_default, separators=(",", "
 
 def create_app(settings: Settings, pool: ConnectionPool, *, keys: KeyRing | None = None,
                ip_hash: IpHasher | None = None, scheduler: Scheduler | None = None,
-               clock: Callable[[], dt.datetime] = utc_now) -> falcon.App:
+               clock: Callable[[], dt.datetime] = utc_now,
+               stacks: StatisticsStacks | None = None) -> falcon.App:
     """Wire routes, middleware and error handlers around the given collaborators.
 
     Background jobs are registered on `scheduler`; the caller decides whether to start
@@ -67,8 +73,10 @@ def create_app(settings: Settings, pool: ConnectionPool, *, keys: KeyRing | None
         ip_hash = IpHasher(_ip_hash_key(settings, pool))
     if scheduler is None:
         scheduler = Scheduler()
+    if stacks is None:
+        stacks = create_stacks(settings, pool, clock)
     services = Services(settings=settings, pool=pool, keys=keys, ip_hash=ip_hash,
-                        scheduler=scheduler, clock=clock)
+                        scheduler=scheduler, stacks=stacks, clock=clock)
 
     app = falcon.App(
         middleware=[
@@ -96,6 +104,13 @@ def create_app(settings: Settings, pool: ConnectionPool, *, keys: KeyRing | None
     app.add_route("/api/v1/screenshots/{screenshot_id:int(min=1)}", ScreenshotImage(services))
     app.add_route("/api/v1/track", Track(services))
     app.add_route("/api/v1/track/screenshot", ScreenshotUpload(services))
+    add_stats_routes(app, services)  # /api/v1/stats/...: the dashboard's numbers, from the roll-ups
+    register_lifecycle(scheduler, settings)  # roll-up refresh and retention jobs
+    tracker_script = TrackerScript()
+    app.add_route("/tracker.js", tracker_script)
+    app.add_route("/tracker/{name}", tracker_script, suffix="chunk")
+    install_stacks(app, services)  # statistics stacks: the seed's routes, scheduler tasks
+    dashboard.register(app, services)  # /dashboard/...: the analysts' pages and their JSON twins
     return app
 
 

@@ -70,14 +70,16 @@ def check_token_row(row: dict | None, token: uuid.UUID, now: datetime) -> SiteWr
     """Turn the TOKEN_QUERY row into a SiteWriter, or raise 401/403 saying why."""
     if row is None:
         raise unauthorized("Unknown statistics token; request a new one.")
-    if row["revoked_at"] is not None:
-        raise unauthorized("This statistics token was revoked; request a new one.")
-    if row["expires_at"] <= now:
-        raise unauthorized("This statistics token has expired; request a new one.")
+    # 403 first: a token revoked because its host was switched off (the usage limit) must
+    # tell the tracker to stop, not to fetch a new token.
     if not row["account_active"]:
         raise forbidden("This account is disabled.")
     if not row["enabled"]:
         raise forbidden("Statistics are disabled for this host (usage limit reached or switched off).")
+    if row["revoked_at"] is not None:
+        raise unauthorized("This statistics token was revoked; request a new one.")
+    if row["expires_at"] <= now:
+        raise unauthorized("This statistics token has expired; request a new one.")
     return SiteWriter(token, row["account_id"], row["host"], row["strip_query"])
 
 

@@ -65,6 +65,48 @@ def cmd_accounts_create(args, settings: Settings) -> int:
     return 0
 
 
+def _limit(value: str) -> int | None:
+    if value.lower() in ("none", "unlimited"):
+        return None
+    limit = int(value)
+    if limit < 0:
+        raise argparse.ArgumentTypeError("the limit cannot be negative")
+    return limit
+
+
+def cmd_accounts_set_limit(args, settings: Settings) -> int:
+    from .db import connect
+    from .queries.usage import set_limit
+    from .services import utc_now
+
+    with connect(_database_url(settings)) as conn:
+        try:
+            result = set_limit(conn, args.account, args.monthly_event_limit, utc_now())
+        except LookupError as ex:
+            print(f"hindsight accounts set-limit: {ex}", file=sys.stderr)
+            return 2
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_accounts_enable(args, settings: Settings) -> int:
+    from .db import connect
+    from .queries.usage import enable
+    from .services import utc_now
+
+    with connect(_database_url(settings)) as conn:
+        try:
+            result = enable(conn, args.account, args.host, utc_now())
+        except LookupError as ex:
+            print(f"hindsight accounts enable: {ex}", file=sys.stderr)
+            return 2
+    print(json.dumps(result))
+    if result["at_limit"]:
+        print("warning: the account is at its monthly limit; its next flush switches it off again "
+              "(raise it with `hindsight accounts set-limit`)", file=sys.stderr)
+    return 0
+
+
 def cmd_keys_create(args, settings: Settings) -> int:
     from .db import connect
     from .queries.tenancy import create_api_key
@@ -76,6 +118,32 @@ def cmd_keys_create(args, settings: Settings) -> int:
             print(f"hindsight keys create: {ex}", file=sys.stderr)
             return 2
     print(key)
+    return 0
+
+
+def _read_password(args) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise SystemExit("hindsight users create: the passwords differ")
+    return first
+
+
+def cmd_users_create(args, settings: Settings) -> int:
+    from .dashboard.store import create_user
+    from .db import connect
+
+    password = _read_password(args)
+    with connect(_database_url(settings)) as conn:
+        try:
+            user = create_user(conn, args.email, password, args.account, args.admin)
+        except (LookupError, ValueError) as ex:
+            print(f"hindsight users create: {ex}", file=sys.stderr)
+            return 2
+    print(json.dumps(user))
     return 0
 
 
@@ -113,11 +181,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", required=True)
     p.add_argument("--monthly-event-limit", type=int, default=None)
     p.set_defaults(func=cmd_accounts_create)
+    p = accounts.add_parser("set-limit", help="set the monthly event limit (hosts under it are switched back on)")
+    p.add_argument("--account", required=True, type=uuid.UUID)
+    p.add_argument("--monthly-event-limit", required=True, type=_limit, help="events a month, or 'none'")
+    p.set_defaults(func=cmd_accounts_set_limit)
+    p = accounts.add_parser("enable", help="switch the account and its statistics back on")
+    p.add_argument("--account", required=True, type=uuid.UUID)
+    p.add_argument("--host", default=None, help="only this host (default: every host of the account)")
+    p.set_defaults(func=cmd_accounts_enable)
 
     keys = sub.add_parser("keys", help="analyst API keys").add_subparsers(dest="action", required=True)
     p = keys.add_parser("create", help="print a new analyst API key (stored hashed)")
     p.add_argument("--account", required=True, type=uuid.UUID)
     p.set_defaults(func=cmd_keys_create)
+
+    users = sub.add_parser("users", help="dashboard users").add_subparsers(dest="action", required=True)
+    p = users.add_parser("create", help="create a dashboard user of an account (password prompted)")
+    p.add_argument("--email", required=True)
+    p.add_argument("--account", required=True, type=uuid.UUID)
+    p.add_argument("--admin", action="store_true", help="may switch to any account")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.set_defaults(func=cmd_users_create)
 
     jwt = sub.add_parser("jwt", help="widget JWT signing keys").add_subparsers(dest="action", required=True)
     p = jwt.add_parser("rotate", help="start signing with a new key; the old one verifies for one JWT lifetime")

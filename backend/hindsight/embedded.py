@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .db import connect
+from .demo import start_demo
 from .migrate import migrate
 from .pgcluster import EmbeddedCluster
 from .queries.tenancy import create_account, create_api_key
@@ -58,6 +59,14 @@ def run_embedded(settings: Settings) -> int:
             ensure_signing_key(conn)
         demo = _demo_account(database_url, data_dir / "demo-account.json")
         api_url = settings.with_(database_url=database_url).api_url
+        demo_site = start_demo(api_url, demo["account_id"], settings.demo_port)
+        if demo_site:
+            demo_lines = [f"  demo site        {demo_site.url()}/  (tracker.js installed: click, type, browse)",
+                          f"  tracker snippet  {demo_site.snippet}"]
+        elif settings.demo_port:
+            demo_lines = [f"  demo site        not started: port {settings.demo_port} is taken (HINDSIGHT_DEMO_PORT)"]
+        else:
+            demo_lines = []
         print(
             "\n".join([
                 "",
@@ -68,6 +77,7 @@ def run_embedded(settings: Settings) -> int:
                 f"  demo account id  {demo['account_id']}  (domain {demo['domain']})",
                 f"  tracker widget   {demo['widget_id']}",
                 f"  analyst API key  {demo['api_key']}",
+                *demo_lines,
                 "",
                 f"Try: curl -H 'Authorization: Bearer {demo['api_key']}' {api_url}/api/v1/sessions",
                 "Stop with Ctrl-C.",

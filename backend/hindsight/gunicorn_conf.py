@@ -10,6 +10,11 @@ bind = os.environ.get("HINDSIGHT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("HINDSIGHT_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("HINDSIGHT_THREADS", "4"))
+# Each worker's heartbeat is an os.utime() on a temporary file, twice per request under
+# load; on a disk filesystem it can wait behind the journal while PostgreSQL fsyncs on the
+# same disk (gunicorn's documentation recommends a tmpfs). Keep it in memory when we can.
+if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+    worker_tmp_dir = "/dev/shm"
 preload_app = False
 graceful_timeout = 30
 timeout = 60

@@ -36,7 +36,8 @@ class RequestLimits:
             raise ApiError(falcon.HTTP_413, "Payload Too Large",
                            f"The request body is {length} bytes; the limit here is {limit}.")
         media_type = (req.content_type or "").split(";")[0].strip().lower()
-        if length and media_type not in JSON_TYPES:
+        # The dashboard's pages post HTML forms (urlencoded); everything else takes JSON.
+        if length and media_type not in JSON_TYPES and not req.path.startswith("/dashboard/"):
             raise ApiError(falcon.HTTP_415, "Unsupported Media Type",
                            "Send JSON with Content-Type: application/json.")
 
@@ -58,8 +59,8 @@ class RateLimiter:
 
     @staticmethod
     def applies_to(req: falcon.Request) -> bool:
-        if req.method == "OPTIONS":
-            return False
+        if req.method == "OPTIONS" or req.path == "/api/token" or req.path.startswith("/api/token/"):
+            return False  # preflights, and the internal token API (it has its own key)
         return req.path.startswith("/site/") or (
             req.method == "POST" and req.path.startswith("/api/")
         )
@@ -121,9 +122,22 @@ class Cors:
         resp.complete = True
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:
+        if req.method == "OPTIONS":
+            return
         origin = getattr(req.context, "cors_origin", None)
-        if origin and req.method != "OPTIONS":
+        if origin is None and not req_succeeded and self.browser_facing(req.path):
+            # Let a registered site read why it was refused (401: renew the token, 403: stop,
+            # 429/503: back off), or tracker.js could not tell those from a network error.
+            origin = req.get_header("Origin")
+            host = hostname_of(origin)
+            try:
+                if host is None or not self._is_registered_host(host):
+                    origin = None
+            except Exception:  # the database is down: the error is a 503 either way
+                origin = None
+        if origin:
             resp.set_header("Access-Control-Allow-Origin", origin)
+            resp.set_header("Access-Control-Expose-Headers", "Retry-After")
             resp.set_header("Vary", "Origin")
 
 

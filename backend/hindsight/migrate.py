@@ -2,6 +2,15 @@
 
 Safe to run while the API serves: an advisory lock serializes migrators and each
 file runs in its own transaction, so a failure leaves the previous version intact.
+
+Then the files of the server's TimescaleDB edition (`SHOW timescaledb.license`), in
+sql/editions/<edition>/ beside sql/migrations/, the same way, recorded per edition
+in schema_editions. A database that ran the apache edition and now runs on the
+timescale edition gets the timescale files on its next migrate (they upgrade it);
+the other way round is refused. An edition file whose first line is
+`-- migrate: no-transaction` runs statement by statement outside a transaction (for
+commands such as refresh_continuous_aggregate); it must be safe to repeat, and its
+statements end with `;` at the end of a line.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ from pathlib import Path
 import psycopg
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "sql" / "migrations"
+EDITIONS = ("apache", "timescale")
+NO_TRANSACTION = "-- migrate: no-transaction"
 _LOCK_KEY = 0x48494E4453  # "HINDS": advisory lock id for migrations
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -78,8 +89,76 @@ def current_version(conn: psycopg.Connection) -> int | None:
     return row[0] if isinstance(row, tuple) else next(iter(row.values()))
 
 
-def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Apply pending migrations; return the ones applied by this call."""
+def server_edition(conn: psycopg.Connection) -> str:
+    """Return the TimescaleDB edition of the server: 'apache' or 'timescale'."""
+    row = conn.execute("SHOW timescaledb.license").fetchone()
+    edition = row[0] if isinstance(row, tuple) else next(iter(row.values()))
+    if edition not in EDITIONS:
+        raise MigrationError(f"unknown TimescaleDB edition {edition!r} (timescaledb.license)")
+    return edition
+
+
+def _statements(sql_text: str) -> list[str]:
+    """Split a no-transaction file into statements (each ends with ';' at a line end)."""
+    parts = re.split(r";[ \t]*$", sql_text, flags=re.MULTILINE)
+    code = [p for p in parts if any(line.strip() and not line.strip().startswith("--")
+                                    for line in p.splitlines())]
+    return [p.strip() for p in code]
+
+
+def _apply_editions(conn: psycopg.Connection, editions_dir: Path, edition: str) -> list[Migration]:
+    conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS schema_editions (
+            edition     text NOT NULL,
+            version     integer NOT NULL,
+            name        text NOT NULL,
+            checksum    text NOT NULL,
+            applied_at  timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (edition, version)
+        )
+        """
+    )
+    done = {(e, v): c for e, v, c in conn.execute(
+        "SELECT edition, version, checksum FROM schema_editions").fetchall()}
+    if edition == "apache" and any(e == "timescale" for e, _ in done):
+        raise MigrationError(
+            "this database was set up for TimescaleDB's timescale edition (continuous "
+            "aggregates, compression) but the server runs the apache edition; run it on a "
+            "timescale-edition server (e.g. the timescale/timescaledb image)"
+        )
+    applied: list[Migration] = []
+    for migration in discover(editions_dir / edition):
+        key = (edition, migration.version)
+        if key in done:
+            if done[key] != migration.checksum:
+                raise MigrationError(
+                    f"{edition}/{migration.path.name} changed after it was applied; "
+                    "add a new file instead of editing an old one"
+                )
+            continue
+        record = ("INSERT INTO schema_editions (edition, version, name, checksum) "
+                  "VALUES (%s, %s, %s, %s)", (edition, migration.version, migration.name,
+                                              migration.checksum))
+        if migration.sql.startswith(NO_TRANSACTION):
+            for statement in _statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(*record)
+        else:
+            with conn.transaction():
+                conn.execute(migration.sql)
+                conn.execute(*record)
+        applied.append(migration)
+    return applied
+
+
+def migrate(database_url: str, directory: Path = MIGRATIONS_DIR, *,
+            edition: str | None = None) -> list[Migration]:
+    """Apply pending migrations, then the edition's files; return the ones applied by this call.
+
+    `edition` overrides the server's edition (tests set up an apache-edition schema on a
+    timescale server to check the upgrade).
+    """
     migrations = discover(directory)
     applied_now: list[Migration] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -117,6 +196,8 @@ def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[Migrati
                         (migration.version, migration.name, migration.checksum),
                     )
                 applied_now.append(migration)
+            applied_now += _apply_editions(conn, directory.parent / "editions",
+                                           edition or server_edition(conn))
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now

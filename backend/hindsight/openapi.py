@@ -97,12 +97,61 @@ def build_spec(server_url: str = "/") -> dict[str, Any]:
         "parameters": [{"name": "screenshot_id", "in": "path", "required": True,
                         "schema": {"type": "integer"}}],
         "responses": _responses("200", None, "image/jpeg, image/png or image/webp")}})
+    _stats_paths(spec, analyst)
+    _seed_paths(spec, body)
     spec.path("/health", operations={"get": {"summary": "Database, TimescaleDB edition, schema version.",
                                              "responses": {"200": {"description": "ok"},
                                                            "503": {"description": "database down"}}}})
     spec.path("/.well-known/jwks.json", operations={"get": {
         "summary": "Public keys verifying widget JWTs.", "responses": {"200": {"description": "JWKS"}}}})
     return spec.to_dict()
+
+
+def _stats_paths(spec: APISpec, analyst: list) -> None:
+    """The dashboard's time series and breakdowns, read from the roll-ups."""
+    from .resources import stats
+
+    for path in stats.ROUTES:
+        query = (stats.SeriesQuerySchema if path.endswith("/series") else
+                 stats.TopQuerySchema if not path.endswith("/event-types") else stats.StatsQuerySchema)
+        spec.path(path, operations={"get": {
+            "summary": f"{path.rsplit('/', 1)[1]} for a time range of the key's account (from roll-ups).",
+            "security": analyst, "parameters": [{"in": "query", "schema": query}],
+            "responses": _responses("200", None, "{data, ...}")}})
+
+
+def _seed_paths(spec: APISpec, body) -> None:
+    """The seed's endpoints, kept for widget scripts built against it."""
+    from .resources import seed_api
+
+    internal = [{"internalKey": []}]
+    spec.components.security_scheme("internalKey", {"type": "http", "scheme": "bearer"})
+    spec.components.schema("SeedTokenCreate", schema=seed_api.TokenCreateSchema)
+    spec.components.schema("SeedTokenExtend", schema=seed_api.TokenExtendSchema)
+    spec.path("/api/token", operations={"post": {
+        "summary": "Create a statistics token (internal API).", "security": internal,
+        "requestBody": body("SeedTokenCreate"), "responses": _responses("201", None, "{token, expires_at}")}})
+    spec.path("/api/token/{token}", operations={
+        "put": {"summary": "Extend a statistics token (internal API).", "security": internal,
+                "parameters": [{"name": "token", "in": "path", "required": True,
+                                "schema": {"type": "string", "format": "uuid"}}],
+                "requestBody": body("SeedTokenExtend"), "responses": _responses("200", None, "extended")},
+        "delete": {"summary": "Revoke a statistics token and drop its stack (internal API).",
+                   "security": internal,
+                   "parameters": [{"name": "token", "in": "path", "required": True,
+                                   "schema": {"type": "string", "format": "uuid"}}],
+                   "responses": _responses("204", None, "revoked")}})
+    site = [{"statisticsToken": []}]
+    for kind, schema in (("sessions", seed_api.SessionEventSchema), ("pages", seed_api.PageEventSchema),
+                         ("events", seed_api.InteractionEventSchema),
+                         ("referrers", seed_api.ReferrerEventSchema)):
+        name = f"Seed{kind.capitalize()}Add"
+        spec.components.schema(name, schema=schema)
+        spec.path(f"/api/{kind}/add", operations={"post": {
+            "summary": f"Seed API: add {kind} (same durable path as /api/v1/track).", "security": site,
+            "requestBody": body(name), "responses": _responses("201", None, "stored")}})
+    spec.path("/api/health/stacks", operations={"get": {
+        "summary": "The statistics stacks' health document.", "responses": {"200": {"description": "ok"}}}})
 
 
 class OpenApi:

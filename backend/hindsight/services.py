@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 from .scheduler import Scheduler
 from .settings import Settings
 from .signing import KeyRing
+from .stacks.service import StatisticsStacks
 
 
 def utc_now() -> datetime:
@@ -39,6 +40,7 @@ class Services:
     keys: KeyRing
     ip_hash: IpHasher
     scheduler: Scheduler
+    stacks: StatisticsStacks
     clock: Callable[[], datetime] = utc_now
 
     def client_ip(self, req: falcon.Request) -> str:

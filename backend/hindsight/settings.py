@@ -67,8 +67,36 @@ SETTINGS: tuple[Setting, ...] = (
             "Where `make run` keeps its embedded PostgreSQL cluster and logs."),
     Setting("HINDSIGHT_EMBEDDED_PORT", "embedded_port", 54329, int,
             "Port of the embedded PostgreSQL cluster (listens on 127.0.0.1 only)."),
+    Setting("HINDSIGHT_DEMO_PORT", "demo_port", 8001, int,
+            "Port of the demo site `make run` serves with tracker.js installed (http://localhost:PORT/); 0: none."),
     Setting("HINDSIGHT_LOG_LEVEL", "log_level", "info", str,
             "Log level: debug, info, warning, error."),
+    Setting("HINDSIGHT_EVENTS_RETENTION_DAYS", "events_retention_days", 30, int,
+            "Days raw events, sessions and screenshots are kept (at least 7); accounts.events_retention_days overrides it per account."),
+    Setting("HINDSIGHT_ROLLUP_RETENTION_DAYS", "rollup_retention_days", 730, int,
+            "Days the dashboard's roll-ups (hourly, daily) are kept."),
+    Setting("HINDSIGHT_LIFECYCLE_JOBS", "lifecycle_jobs", True, _bool,
+            "Run the lifecycle jobs (roll-up refresh, retention) from this process; one process runs each at a time anyway."),
+    Setting("HINDSIGHT_ROLLUP_REFRESH_SECONDS", "rollup_refresh_seconds", 300.0, float,
+            "How often the scheduler refreshes its roll-ups (all of them on the apache edition, sessions_daily on timescale)."),
+    Setting("HINDSIGHT_RETENTION_INTERVAL_SECONDS", "retention_interval_seconds", 3600.0, float,
+            "How often the retention job runs (raw events, sessions, screenshots, unreferenced images, old roll-ups)."),
+    Setting("HINDSIGHT_STACKS_MONITOR_INTERVAL_SECONDS", "stacks_monitor_interval_seconds", 60.0, float,
+            "How often the statistics-stack monitor runs (flushes idle stacks, drops revoked ones)."),
+    Setting("HINDSIGHT_STACKS_EVENT_THRESHOLD", "stacks_event_threshold", 50, int,
+            "A statistics stack is flushed once it holds this many events (within a quarter second)."),
+    Setting("HINDSIGHT_STACKS_IDLE_SECONDS", "stacks_idle_seconds", 1800.0, float,
+            "A statistics stack with no new event for this long is flushed by the next monitor run."),
+    Setting("HINDSIGHT_STACKS_MEMORY_LIMIT_MB", "stacks_memory_limit_mb", 64.0, float,
+            "Memory for the statistics stacks of one worker; above it the largest are flushed early."),
+    Setting("HINDSIGHT_INTERNAL_API_KEY", "internal_api_key", "", str,
+            "Bearer key of the internal token API (/api/token). Empty: that API answers 403."),
+    Setting("HINDSIGHT_DASHBOARD_SESSION_HOURS", "dashboard_session_hours", 12.0, float,
+            "How long a dashboard login lasts, in hours (then the analyst logs in again)."),
+    Setting("HINDSIGHT_LOGIN_FAILURES_PER_EMAIL", "login_failures_per_email", 5, int,
+            "Failed dashboard logins allowed per e-mail address in 15 minutes (then 429)."),
+    Setting("HINDSIGHT_LOGIN_FAILURES_PER_IP", "login_failures_per_ip", 20, int,
+            "Failed dashboard logins allowed per client address in 15 minutes (then 429)."),
 )
 
 
@@ -92,7 +120,21 @@ class Settings:
     ip_hash_key: str = ""
     data_dir: str = "var"
     embedded_port: int = 54329
+    demo_port: int = 8001
     log_level: str = "info"
+    events_retention_days: int = 30
+    rollup_retention_days: int = 730
+    lifecycle_jobs: bool = True
+    rollup_refresh_seconds: float = 300.0
+    retention_interval_seconds: float = 3600.0
+    stacks_monitor_interval_seconds: float = 60.0
+    stacks_event_threshold: int = 50
+    stacks_idle_seconds: float = 1800.0
+    stacks_memory_limit_mb: float = 64.0
+    internal_api_key: str = ""
+    dashboard_session_hours: float = 12.0
+    login_failures_per_email: int = 5
+    login_failures_per_ip: int = 20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

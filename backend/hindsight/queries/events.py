@@ -8,8 +8,9 @@ from collections import Counter
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-# Columns filled from the tracker's event, in the order of the unnest() below.
+# Columns filled from the tracker's event.
 EVENT_FIELDS = (
     "seq", "timestamp", "event_type", "page_url", "target_element", "target_selector",
     "target_tag", "target_id", "target_class", "viewport_x", "viewport_y", "screen_x",
@@ -18,64 +19,89 @@ EVENT_FIELDS = (
 )
 _TYPES = (
     "bigint", "timestamptz", "text", "text", "text", "text", "text", "text", "text", "int",
-    "int", "int", "int", "int", "int", "text", "boolean", "text", "smallint", "smallint", "text",
+    "int", "int", "int", "int", "int", "text", "boolean", "text", "smallint", "smallint", "jsonb",
 )
+_JSON_FIELDS = tuple(c for c in EVENT_FIELDS if c != "timestamp")
 
-# One statement: insert the new events (a re-sent seq is skipped), then move the
+
+def _identifiers(names) -> sql.Composable:
+    return sql.SQL(", ").join(map(sql.Identifier, names))
+
+
+# One statement: insert the new events (a re-sent one is skipped), then move the
 # session's counters and last activity by exactly what was inserted.
-INSERT_BATCH = """
+#
+# The batch travels as two parameters, both cheap to build here and to read there:
+# the validated events as one JSON array (all fields but the timestamp, nulls left out;
+# jsonb_to_recordset types each field) and the timestamps as a binary timestamptz[]
+# (exactly the instants validation produced). ROWS FROM zips the two, row by row.
+INSERT_BATCH = sql.SQL("""
 WITH inserted AS (
     INSERT INTO events (session_id, account_id, host, {columns})
-    SELECT %(session_id)s, %(account_id)s, %(host)s, {select}
-    FROM unnest({arrays}) AS u({columns})
+    SELECT %(session_id)s, %(account_id)s, %(host)s, {columns}
+    FROM ROWS FROM (
+        jsonb_to_recordset(%(events)s::jsonb) AS ({definitions}),
+        unnest(%(timestamps)b::timestamptz[])
+    ) AS u({json_columns}, "timestamp")
     ON CONFLICT DO NOTHING
-    RETURNING event_type, "timestamp"
+    RETURNING seq, event_type, "timestamp",
+              coalesce(event_data->>'rage', 'false') NOT IN ('false', '0') AS rage
 ), counted AS (
     SELECT count(*) AS n,
            count(*) FILTER (WHERE event_type = 'page_view') AS page_views,
            count(*) FILTER (WHERE event_type = 'click') AS clicks,
            count(*) FILTER (WHERE event_type = 'error') AS errors,
-           max("timestamp") AS last_at
+           count(*) FILTER (WHERE event_type = 'click' AND rage) AS rage_clicks,
+           max("timestamp") AS last_at,
+           array_agg(seq ORDER BY seq) FILTER (WHERE event_type IN ('page_view', 'click')) AS step_seqs,
+           array_agg("timestamp" ORDER BY seq) FILTER (WHERE event_type IN ('page_view', 'click')) AS step_times
     FROM inserted
+), ledger AS (
+    -- What the statistics stacks will count, once (hindsight/stacks/ledger.py).
+    INSERT INTO stack_pending (account_id, host, session_id, pages, clicks, total, step_seqs, step_times)
+    SELECT %(account_id)s, %(host)s, %(session_id)s, page_views, clicks, n, step_seqs, step_times
+    FROM counted WHERE n > 0
 )
 UPDATE sessions s SET
     event_count = s.event_count + c.n,
     page_view_count = s.page_view_count + c.page_views,
     click_count = s.click_count + c.clicks,
     error_count = s.error_count + c.errors,
+    rage_click_count = s.rage_click_count + c.rage_clicks,
     last_activity_at = greatest(s.last_activity_at, c.last_at)
 FROM counted c
 WHERE s.session_id = %(session_id)s
 RETURNING c.n AS inserted
-""".format(
-    columns=", ".join(f'"{c}"' if c == "timestamp" else c for c in EVENT_FIELDS),
-    select=", ".join(
-        "u.event_data::jsonb" if c == "event_data" else ('u."timestamp"' if c == "timestamp" else f"u.{c}")
-        for c in EVENT_FIELDS
-    ),
-    arrays=", ".join(f"%({c})s::{t}[]" for c, t in zip(EVENT_FIELDS, _TYPES, strict=True)),
-)
+""").format(
+    columns=_identifiers(EVENT_FIELDS),
+    definitions=sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
+        for c, t in zip(EVENT_FIELDS, _TYPES, strict=True) if c != "timestamp"),
+    json_columns=_identifiers(_JSON_FIELDS),
+).as_string()
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def columns_of(events: list[dict[str, Any]], strip_query) -> dict[str, list]:
-    """Turn validated events into one list per column (the arrays unnest() takes)."""
-    arrays: dict[str, list] = {c: [] for c in EVENT_FIELDS}
+def encode_batch(events: list[dict[str, Any]], strip_query) -> dict[str, Any]:
+    """Turn validated events into the parameters of INSERT_BATCH (see there)."""
+    rows = []
+    timestamps = []
     for event in events:
-        for c in EVENT_FIELDS:
-            value = event.get(c)
-            if c == "event_data" and value is not None:
-                value = json.dumps(value, separators=(",", ":"))
-            elif c == "page_url" and strip_query is not None:
-                value = strip_query(value)
-            arrays[c].append(value)
-    return arrays
+        row = {k: v for k, v in event.items() if v is not None}
+        timestamps.append(row.pop("timestamp"))
+        if strip_query is not None and "page_url" in row:
+            row["page_url"] = strip_query(row["page_url"])
+        rows.append(row)
+    return {"events": _dumps(rows), "timestamps": timestamps}
 
 
 def insert_batch(conn: psycopg.Connection, session_id: uuid.UUID, account_id: uuid.UUID,
-                 host: str, arrays: dict[str, list]) -> int:
-    """Store a batch; return how many events were new. Runs in the caller's transaction."""
-    params = {"session_id": session_id, "account_id": account_id, "host": host, **arrays}
-    row = conn.execute(INSERT_BATCH, params, prepare=True).fetchone()
+                 host: str, batch: dict[str, Any]) -> int:
+    """Store a batch (from `encode_batch`); return how many events were new.
+    Runs in the caller's transaction."""
+    params = {"session_id": session_id, "account_id": account_id, "host": host, **batch}
+    row: Any = conn.execute(INSERT_BATCH, params, prepare=True).fetchone()  # a dict_row
     return row["inserted"] if row else 0
 
 
@@ -83,15 +109,16 @@ def type_counts(events: list[dict[str, Any]]) -> Counter:
     return Counter(event["event_type"] for event in events)
 
 
-EVENT_COLUMNS = ("seq", '"timestamp"') + tuple(
+EVENT_COLUMNS = ("seq", "timestamp") + tuple(
     c for c in EVENT_FIELDS if c not in ("seq", "timestamp")
 )
+
+_LIST_EVENTS = sql.SQL(
+    'SELECT {columns} FROM events WHERE session_id = %s ORDER BY "timestamp", seq LIMIT %s OFFSET %s'
+).format(columns=_identifiers(EVENT_COLUMNS)).as_string()
 
 
 def list_events(conn: psycopg.Connection, session_id: uuid.UUID, limit: int, offset: int) -> list[dict]:
     """A page of a session's events in time order (ties broken by seq)."""
-    return conn.execute(
-        f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE session_id = %s "
-        'ORDER BY "timestamp", seq LIMIT %s OFFSET %s',
-        (session_id, limit, offset),
-    ).fetchall()
+    rows: list[Any] = conn.execute(_LIST_EVENTS, (session_id, limit, offset)).fetchall()  # dict_rows
+    return rows

@@ -15,14 +15,19 @@ def store(conn: psycopg.Connection, *, content_hash: bytes, image: bytes, image_
 
     Runs in the caller's transaction. A re-sent upload returns the existing id.
     """
-    conn.execute(
-        """
+    insert_image = """
         INSERT INTO screenshot_images (content_hash, image_data, image_format, image_width,
                                        image_height, file_size)
         VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (content_hash) DO NOTHING
-        """,
-        (content_hash, image, image_format, width, height, len(image)),
-    )
+    """
+    image_row = (content_hash, image, image_format, width, height, len(image))
+    conn.execute(insert_image, image_row)
+    # Hold the image against the retention job's reclaim of unreferenced images until
+    # our reference commits; if it was reclaimed between the two statements, store it again.
+    kept = conn.execute("SELECT 1 FROM screenshot_images WHERE content_hash = %s FOR KEY SHARE",
+                        (content_hash,)).fetchone()
+    if kept is None:
+        conn.execute(insert_image, image_row)
     row = conn.execute(
         """
         INSERT INTO screenshots (session_id, account_id, host, page_url, "timestamp",

@@ -14,6 +14,7 @@ SESSION_COLUMNS = (
     "referrer", "user_agent", "screen_width", "screen_height", "viewport_width",
     "viewport_height", "device_type", "browser", "os", "language", "timezone", "metadata",
     "event_count", "page_view_count", "click_count", "error_count", "screenshot_count", "host",
+    "rage_click_count",
 )
 _SELECT = ", ".join(SESSION_COLUMNS) + (
     ", extract(epoch FROM last_activity_at - started_at)::float8 AS duration_seconds"
@@ -56,11 +57,18 @@ def insert_session(conn: psycopg.Connection, values: dict[str, Any]) -> tuple[di
 _SORTS = {
     "started_at": "started_at", "duration": "last_activity_at - started_at",
     "event_count": "event_count", "last_activity_at": "last_activity_at",
+    "page_view_count": "page_view_count",
 }
 
 
-def list_sessions(conn: psycopg.Connection, account_id: uuid.UUID, q: dict[str, Any]) -> dict:
-    """Return a page of an account's sessions with the total matching the filters."""
+def list_sessions(conn: psycopg.Connection, account_id: uuid.UUID, q: dict[str, Any],
+                  count_beyond: int | None = None) -> dict:
+    """Return a page of an account's sessions with the total matching the filters.
+
+    With `count_beyond`, the count stops that many rows past the page: `total` is then
+    exact only when `total_exact` is true (the dashboard shows "N+"; counting a million
+    matching sessions costs more than the page itself).
+    """
     where = [sql.SQL("account_id = %(account_id)s")]
     params: dict[str, Any] = {"account_id": account_id, "limit": q["limit"], "offset": q["offset"]}
     simple = {"user_id": "user_id", "device_type": "device_type", "browser": "browser", "os": "os"}
@@ -80,6 +88,11 @@ def list_sessions(conn: psycopg.Connection, account_id: uuid.UUID, q: dict[str, 
     if q.get("min_events") is not None:
         where.append(sql.SQL("event_count >= %(min_events)s"))
         params["min_events"] = q["min_events"]
+    # Counter tests, each served by a partial index (0016) when true.
+    for key, column in (("has_errors", "error_count"), ("has_rage_clicks", "rage_click_count")):
+        if q.get(key) is not None:
+            test = "{} > 0" if q[key] else "{} = 0"
+            where.append(sql.SQL(test).format(sql.Identifier(column)))
     if q.get("page_url") is not None:
         # The entry page, or any page viewed during the session (events index by session).
         where.append(sql.SQL(
@@ -98,10 +111,18 @@ def list_sessions(conn: psycopg.Connection, account_id: uuid.UUID, q: dict[str, 
             cols=sql.SQL(_SELECT), cond=condition, order=order, dir=direction),
         params,
     ).fetchall()
+    if count_beyond is None:
+        total = conn.execute(
+            sql.SQL("SELECT count(*) AS n FROM sessions WHERE {cond}").format(cond=condition), params
+        ).fetchone()["n"]
+        return {"data": rows, "total": total, "limit": q["limit"], "offset": q["offset"]}
+    cap = q["offset"] + q["limit"] + count_beyond
     total = conn.execute(
-        sql.SQL("SELECT count(*) AS n FROM sessions WHERE {cond}").format(cond=condition), params
+        sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM sessions WHERE {cond} LIMIT %(cap)s) AS m").format(
+            cond=condition), {**params, "cap": cap + 1},
     ).fetchone()["n"]
-    return {"data": rows, "total": total, "limit": q["limit"], "offset": q["offset"]}
+    return {"data": rows, "total": min(total, cap), "total_exact": total <= cap,
+            "limit": q["limit"], "offset": q["offset"]}
 
 
 def get_session(conn: psycopg.Connection, account_id: uuid.UUID, session_id: uuid.UUID) -> dict | None:

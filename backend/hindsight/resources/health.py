@@ -1,13 +1,18 @@
-"""GET /health: is the database reachable, which TimescaleDB, which schema version."""
+"""GET /health: is the database reachable, which TimescaleDB, which schema version, and
+how the data lifecycle does (compression, lifecycle jobs and policies, roll-up freshness)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import falcon
 import psycopg
+from psycopg.rows import DictRow
 from psycopg_pool import PoolTimeout
 
 from .. import __version__
 from ..db import timescaledb_info
+from ..lifecycle.status import compression, lifecycle_status
 from ..migrate import current_version
 from ..services import Services
 
@@ -22,6 +27,7 @@ class Health:
             with self._s.pool.connection(timeout=2.0) as conn:
                 info = timescaledb_info(conn)
                 version = current_version(conn)
+                lifecycle = _lifecycle(conn, info["edition"])
         except (psycopg.OperationalError, PoolTimeout) as ex:
             resp.status = falcon.HTTP_503
             resp.set_header("Retry-After", "5")
@@ -36,7 +42,21 @@ class Health:
             "timescaledb": {
                 "version": info["version"],
                 "edition": edition,
-                # Compression, continuous aggregates and policies exist only in the TSL edition.
-                "compression": "available" if edition == "timescale" else "unavailable",
+                # Compression, continuous aggregates and policies exist only in the TSL
+                # edition: "unavailable" on apache, else its state and ratio.
+                "compression": lifecycle.pop("compression"),
             },
+            "lifecycle": lifecycle,
         }
+
+
+def _lifecycle(conn: psycopg.Connection, edition: str | None) -> dict:
+    """The lifecycle part of /health; its failure (e.g. before `hindsight migrate`) is shown, not raised."""
+    try:
+        with conn.transaction():
+            rows = cast("psycopg.Connection[DictRow]", conn)  # the pool's rows are dicts
+            return {"compression": compression(rows, edition or ""), **lifecycle_status(rows)}
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as ex:
+        return {"compression": "unknown", "error": f"{type(ex).__name__}: {ex}".strip()}

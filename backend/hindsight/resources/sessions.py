@@ -63,6 +63,7 @@ class SessionsCollection:
             row, created = session_queries.insert_session(conn, values)
             if row["account_id"] != writer.account_id:
                 raise conflict("This session id is already taken; generate another.")
+        self._s.stacks.session_stored(writer, created)
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
         resp.media = {"session_id": str(row["session_id"]), "started_at": row["started_at"].isoformat()}
 

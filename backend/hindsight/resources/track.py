@@ -36,19 +36,21 @@ class Track:
         body = load_json(req, self.schema)
         now = self._s.clock()
         events = body["events"]
-        if any(e["timestamp"] > now + MAX_FUTURE for e in events):
+        latest = now + MAX_FUTURE
+        if any(e["timestamp"] > latest for e in events):
             raise bad_request(
                 "Timestamps more than an hour in the future are refused.",
                 {"events": {str(i): {"timestamp": ["In the future."]}
-                            for i, e in enumerate(events) if e["timestamp"] > now + MAX_FUTURE}},
+                            for i, e in enumerate(events) if e["timestamp"] > latest}},
             )
         with self._s.pool.connection() as conn, conn.transaction():
             writer, found = authorize_write(conn, req, body, now, body["session_id"])
             require_session(found)
-            arrays = event_queries.columns_of(events, url_filter(writer))
+            batch = event_queries.encode_batch(events, url_filter(writer))
             inserted = event_queries.insert_batch(conn, body["session_id"], writer.account_id,
-                                                  writer.host, arrays)
+                                                  writer.host, batch)
         # The transaction has committed: the 201 means the batch is durable.
+        self._s.stacks.events_stored(writer, events, inserted)
         resp.status = falcon.HTTP_201
         resp.media = {"count": inserted, "received": len(events)}
 
