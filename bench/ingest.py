@@ -55,6 +55,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from doc_sections import write_section  # noqa: E402 - bench/ is not a package
 
 # The columns a COPY fills, in file order (received_at keeps its default, as for the API).
 COPY_COLUMNS = (
@@ -802,12 +804,6 @@ def render(result: Result, command: str) -> str:
     gunicorn_per_event = statistics.median(r.cpu.api / r.events * 1e6 for r in result.api)
     copy_per_row = statistics.median(r.cpu.postgres / r.rows * 1e6 for r in result.copy)
     lines = [
-        "# Benchmarks",
-        "",
-        "Written by `bench/ingest.py`; do not edit by hand — run the command below again.",
-        "Speed is shown as a ratio against a reference measured in the same run on the same",
-        "machine, never as an absolute promise.",
-        "",
         "## Ingestion: POST /api/v1/track against a raw COPY",
         "",
         f"- Command: `{command}`",
@@ -948,7 +944,7 @@ def main(argv: list[str] | None = None) -> int:
         command = ".venv/bin/python bench/ingest.py" + (" " + " ".join(argv if argv is not None
                                                                         else sys.argv[1:])).rstrip()
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(render(result, command.strip()))
+        write_section(output, "bench/ingest.py", render(result, command.strip()))
         print(f"wrote {output}")
     return 0
 

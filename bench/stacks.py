@@ -273,14 +273,10 @@ def render(rows: list[dict], memory: dict[int, float], flush: dict, ingest: dict
 
 def write_section(doc: Path, section: str) -> None:
     """Replace this benchmark's section of the document (or append it); keep the others."""
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    start = text.find(HEADING)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section.rstrip("\n") + "\n" + (text[end:] if end >= 0 else "")
-    doc.write_text(text.rstrip("\n") + "\n")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from doc_sections import write_section as write
+
+    write(doc, "bench/stacks.py", section)
 
 
 def main(argv: list[str] | None = None) -> int:

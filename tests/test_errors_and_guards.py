@@ -164,3 +164,22 @@ def test_openapi_is_generated_from_the_schemas(client):
     assert {"/api/v1/stats/series", "/api/v1/stats/pages", "/api/token", "/api/pages/add"} <= set(doc["paths"])
     series_params = {p["name"] for p in doc["paths"]["/api/v1/stats/series"]["get"]["parameters"]}
     assert {"from", "to"} <= series_params
+
+
+def test_hostile_inputs_get_a_400_naming_the_field(client, site, session_id):
+    deep = "[" * 100_000 + "]" * 100_000
+    resp = client.simulate_post("/api/v1/track", body=deep, headers={
+        **site.write_headers(), "Content-Type": "application/json"})
+    _assert_error_shape(resp, 400)
+    nul = client.simulate_get("/api/v1/sessions", params={"user_id": "a\x00b"}, headers=site.read_headers())
+    _assert_error_shape(nul, 400)
+    assert "user_id" in nul.json["fields"]
+    newline = client.simulate_post("/api/v1/track", headers=site.write_headers(), json={
+        "session_id": session_id, "events": [{"seq": 0, "timestamp": now_iso(), "event_type": "click\n"}]})
+    _assert_error_shape(newline, 400)
+    assert "event_type" in newline.json["fields"]["events"]["0"]
+    ancient = client.simulate_post("/api/v1/track", headers=site.write_headers(), json={
+        "session_id": session_id, "events": [{"seq": 0, "timestamp": "0001-01-01T00:00:00Z",
+                                              "event_type": "click"}]})
+    _assert_error_shape(ancient, 400)
+    assert ancient.json["fields"]["events"]["0"]["timestamp"] == ["More than a year old."]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from .dashboard.store import create_user
 from .db import connect
 from .demo import start_demo
 from .migrate import migrate
@@ -25,17 +27,28 @@ from .signing import ensure_signing_key
 DEMO_DOMAIN = "localhost"
 
 
+DEMO_LOGIN = "demo@localhost"
+
+
 def _demo_account(database_url: str, state_file: Path) -> dict:
-    """Return the demo account's ids and key, creating them on first run."""
+    """Return the demo account's ids, API key and dashboard login, creating them on first run."""
     with connect(database_url) as conn:
+        state = None
         if state_file.exists():
             state = json.loads(state_file.read_text())
             row = conn.execute("SELECT 1 FROM accounts WHERE account_id = %s",
                                (state["account_id"],)).fetchone()
-            if row:
-                return state
-        state = create_account(conn, "Demo", DEMO_DOMAIN, None)
-        state["api_key"] = create_api_key(conn, state["account_id"])
+            if row is None:
+                state = None
+        if state is None:
+            state = create_account(conn, "Demo", DEMO_DOMAIN, None)
+            state["api_key"] = create_api_key(conn, state["account_id"])
+        user = conn.execute("SELECT 1 FROM dashboard_users WHERE email = %s", (DEMO_LOGIN,)).fetchone()
+        if user is None or "dashboard_password" not in state:
+            conn.execute("DELETE FROM dashboard_users WHERE email = %s", (DEMO_LOGIN,))
+            state["dashboard_email"] = DEMO_LOGIN
+            state["dashboard_password"] = secrets.token_urlsafe(12)
+            create_user(conn, DEMO_LOGIN, state["dashboard_password"], state["account_id"], True)
     state_file.parent.mkdir(parents=True, exist_ok=True)
     state_file.write_text(json.dumps(state, indent=2))
     state_file.chmod(0o600)
@@ -77,6 +90,8 @@ def run_embedded(settings: Settings) -> int:
                 f"  demo account id  {demo['account_id']}  (domain {demo['domain']})",
                 f"  tracker widget   {demo['widget_id']}",
                 f"  analyst API key  {demo['api_key']}",
+                f"  dashboard        {api_url}/dashboard/  (log in as {demo['dashboard_email']}, "
+                f"password {demo['dashboard_password']})",
                 *demo_lines,
                 "",
                 f"Try: curl -H 'Authorization: Bearer {demo['api_key']}' {api_url}/api/v1/sessions",

@@ -25,7 +25,7 @@ MAX_JSON_FIELD_BYTES = 16 * 1024
 MAX_URL = 2048
 COORD = validate.Range(min=-1_000_000, max=10_000_000)
 DIMENSION = validate.Range(min=0, max=100_000)
-EVENT_TYPE = validate.Regexp(r"^[a-z][a-z0-9_]{0,49}$",
+EVENT_TYPE = validate.Regexp(r"^[a-z][a-z0-9_]{0,49}\Z",
                              error="Must be lower_snake_case, 1 to 50 characters.")
 DEVICE_TYPES = ("desktop", "mobile", "tablet", "bot", "other")
 # The event types the tracker emits; others are accepted (extensible) and stored as given.

@@ -25,13 +25,21 @@ def load_json(req: falcon.Request, schema: Schema) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as ex:
         raise bad_request(f"The request body is not valid JSON: {ex}.") from ex
+    except RecursionError as ex:
+        raise bad_request("The request body is nested too deeply.") from ex
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     return schema.load(body)
 
 
 def load_query(req: falcon.Request, schema: Schema) -> dict[str, Any]:
-    return schema.load(dict(req.params))
+    params = dict(req.params)
+    # PostgreSQL text cannot hold NUL: name the parameter instead of failing in the database.
+    bad = sorted(k for k, v in params.items() if "\x00" in (v if isinstance(v, str) else "".join(v)))
+    if bad:
+        raise bad_request("Query parameters cannot contain NUL characters.",
+                          {k: ["Contains a NUL character."] for k in bad})
+    return schema.load(params)
 
 
 def authorize_write(conn: psycopg.Connection, req: falcon.Request, body: dict[str, Any],

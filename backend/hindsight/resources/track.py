@@ -15,13 +15,8 @@ from ..services import Services
 from .common import authorize_write, load_json, require_session, url_filter
 
 MAX_FUTURE = timedelta(hours=1)
-
-
-def check_times(now, timestamps, field: str) -> None:
-    late = [i for i, ts in enumerate(timestamps) if ts > now + MAX_FUTURE]
-    if late:
-        raise bad_request("Timestamps more than an hour in the future are refused.",
-                          {field: {str(i): ["In the future."] for i in late}})
+# An offline tracker delivers late, but not years late; older is a broken clock.
+MAX_PAST = timedelta(days=366)
 
 
 class Track:
@@ -36,12 +31,13 @@ class Track:
         body = load_json(req, self.schema)
         now = self._s.clock()
         events = body["events"]
-        latest = now + MAX_FUTURE
-        if any(e["timestamp"] > latest for e in events):
+        latest, earliest = now + MAX_FUTURE, now - MAX_PAST
+        if any(not earliest <= e["timestamp"] <= latest for e in events):
             raise bad_request(
-                "Timestamps more than an hour in the future are refused.",
-                {"events": {str(i): {"timestamp": ["In the future."]}
-                            for i, e in enumerate(events) if e["timestamp"] > latest}},
+                "Timestamps more than an hour in the future or a year in the past are refused.",
+                {"events": {str(i): {"timestamp": ["In the future." if e["timestamp"] > latest
+                                                   else "More than a year old."]}
+                            for i, e in enumerate(events) if not earliest <= e["timestamp"] <= latest}},
             )
         with self._s.pool.connection() as conn, conn.transaction():
             writer, found = authorize_write(conn, req, body, now, body["session_id"])
@@ -66,9 +62,9 @@ class ScreenshotUpload:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = load_json(req, self.schema)
         now = self._s.clock()
-        if body["timestamp"] > now + MAX_FUTURE:
-            raise bad_request("The timestamp is more than an hour in the future.",
-                              {"timestamp": ["In the future."]})
+        if not now - MAX_PAST <= body["timestamp"] <= now + MAX_FUTURE:
+            raise bad_request("The timestamp is more than an hour in the future or a year in the past.",
+                              {"timestamp": ["Out of range."]})
         # Authorize first (cheap), then decode outside any transaction (CPU-bound).
         with self._s.pool.connection() as conn:
             writer, found = authorize_write(conn, req, body, now, body["session_id"])

@@ -51,7 +51,12 @@ WITH src AS (
            e.seq, e."timestamp", e.page_url,
            jsonb_strip_nulls(to_jsonb(e) - 'account_id' - 'host' - 'session_id' - 'received_at')
     FROM unnest(%(sids)s::uuid[], %(times)s::timestamptz[], %(seqs)s::bigint[]) AS k(session_id, ts, seq)
-    JOIN events e ON e.session_id = k.session_id AND e."timestamp" = k.ts AND e.seq = k.seq
+    -- One primary-key lookup per step (a plain join was planned as a scan of whole chunks).
+    CROSS JOIN LATERAL (
+        SELECT * FROM events ev
+        WHERE ev.session_id = k.session_id AND ev."timestamp" = k.ts AND ev.seq = k.seq
+        OFFSET 0
+    ) e
 ), numbered AS (
     SELECT j.journey_id, src.*,
            j.step_count + row_number() OVER (PARTITION BY j.journey_id  -- the start comes first
