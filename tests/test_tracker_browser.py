@@ -159,6 +159,11 @@ def test_scripted_visit_is_recorded_faithfully_and_privately(db_url, api, browse
     page.goto(demo.url() + "/error.html")
     page.wait_for_timeout(1300)
     page.click("#reject")
+    # "unhandledrejection" is dispatched in a later task: let it happen before navigating away.
+    for _ in range(100):
+        if any("nobody handled" in e for e in page_errors):
+            break
+        page.wait_for_timeout(50)
 
     # 4. A slow fetch and an XHR with secrets in their query strings and bodies.
     page.goto(demo.url() + "/slow.html")
