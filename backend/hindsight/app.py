@@ -15,10 +15,9 @@ from collections.abc import Callable
 
 import falcon
 import falcon.media
-from psycopg_pool import ConnectionPool
 
 from . import dashboard, errors
-from .db import create_pool
+from .db import Pool, create_pool
 from .lifecycle import register as register_lifecycle
 from .middleware import Cors, RateLimiter, RegisteredHosts, RequestLimits
 from .openapi import OpenApi
@@ -58,7 +57,7 @@ def _json_default(value):
 _dumps = functools.partial(json.dumps, default=_json_default, separators=(",", ":"))
 
 
-def create_app(settings: Settings, pool: ConnectionPool, *, keys: KeyRing | None = None,
+def create_app(settings: Settings, pool: Pool, *, keys: KeyRing | None = None,
                ip_hash: IpHasher | None = None, scheduler: Scheduler | None = None,
                clock: Callable[[], dt.datetime] = utc_now,
                stacks: StatisticsStacks | None = None) -> falcon.App:
@@ -78,14 +77,12 @@ def create_app(settings: Settings, pool: ConnectionPool, *, keys: KeyRing | None
     services = Services(settings=settings, pool=pool, keys=keys, ip_hash=ip_hash,
                         scheduler=scheduler, stacks=stacks, clock=clock)
 
-    app = falcon.App(
-        middleware=[
-            Cors(RegisteredHosts(pool)),
-            RateLimiter(settings.rate_limit_per_minute, services.client_ip),
-            RequestLimits(settings.max_body_bytes, settings.max_screenshot_body_bytes),
-        ],
-        cors_enable=False,
-    )
+    middleware: list[Cors | RateLimiter | RequestLimits] = [
+        Cors(RegisteredHosts(pool)),
+        RateLimiter(settings.rate_limit_per_minute, services.client_ip),
+        RequestLimits(settings.max_body_bytes, settings.max_screenshot_body_bytes),
+    ]
+    app = falcon.App(middleware=middleware, cors_enable=False)
     handler = falcon.media.JSONHandler(dumps=_dumps)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
@@ -114,14 +111,14 @@ def create_app(settings: Settings, pool: ConnectionPool, *, keys: KeyRing | None
     return app
 
 
-def _ip_hash_key(settings: Settings, pool: ConnectionPool) -> bytes:
+def _ip_hash_key(settings: Settings, pool: Pool) -> bytes:
     if settings.ip_hash_key:
         return settings.ip_hash_key.encode()
     with pool.connection() as conn:
         return instance_secret(conn, "ip_hash_key", secrets.token_bytes(32))
 
 
-def prepare_database(pool: ConnectionPool) -> None:
+def prepare_database(pool: Pool) -> None:
     """Make sure what the API needs at start exists (the first JWT signing key)."""
     with pool.connection() as conn:
         ensure_signing_key(conn)

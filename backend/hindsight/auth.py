@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import falcon
-import psycopg
 
+from .db import Conn
 from .errors import forbidden, unauthorized
 
 API_KEY_PREFIX = "hsk_"
@@ -94,7 +94,7 @@ def hash_api_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def analyst(req: falcon.Request, conn: psycopg.Connection) -> Analyst:
+def analyst(req: falcon.Request, conn: Conn) -> Analyst:
     """Return the analyst behind the request's API key, or raise 401."""
     key = bearer(req)
     if key is None:

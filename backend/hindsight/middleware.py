@@ -110,7 +110,8 @@ class Cors:
             return
         origin = req.get_header("Origin")
         host = hostname_of(origin)
-        if not self.browser_facing(req.path) or host is None or not self._is_registered_host(host):
+        if (not self.browser_facing(req.path) or origin is None or host is None
+                or not self._is_registered_host(host)):
             raise ApiError(falcon.HTTP_403, "Forbidden",
                            "This origin is not a registered domain of any account.")
         resp.set_header("Access-Control-Allow-Origin", origin)

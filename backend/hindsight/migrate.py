@@ -19,8 +19,12 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
+from psycopg.rows import TupleRow, tuple_row
+
+from .db import one
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "sql" / "migrations"
 EDITIONS = ("apache", "timescale")
@@ -62,7 +66,15 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def _require_timescaledb(conn: psycopg.Connection) -> None:
+def _value(conn: psycopg.Connection[Any], query: str) -> Any:
+    """The first column of the one row `query` returns, whatever the connection's row factory
+    (migrate() uses tuples, /health the pool's dicts). Each query here (SHOW, an aggregate,
+    a bare expression) always returns a row."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return one(cur.execute(query))[0]
+
+
+def _require_timescaledb(conn: psycopg.Connection[Any]) -> None:
     available = conn.execute(
         "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
     ).fetchone()
@@ -71,28 +83,24 @@ def _require_timescaledb(conn: psycopg.Connection) -> None:
             "this PostgreSQL server has no TimescaleDB extension installed; install it "
             "(scripts/install-timescaledb.sh on Debian) or use the timescale/timescaledb image"
         )
-    preload = conn.execute("SHOW shared_preload_libraries").fetchone()
-    value = preload[0] if isinstance(preload, tuple) else next(iter(preload.values()))
-    if "timescaledb" not in value:
+    if "timescaledb" not in _value(conn, "SHOW shared_preload_libraries"):
         raise MigrationError(
             "TimescaleDB is installed but not loaded: add timescaledb to "
             "shared_preload_libraries in postgresql.conf and restart PostgreSQL"
         )
 
 
-def current_version(conn: psycopg.Connection) -> int | None:
+def current_version(conn: psycopg.Connection[Any]) -> int | None:
     """Return the highest applied migration version, or None on an empty database."""
-    exists = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL").fetchone()
-    if not (exists[0] if isinstance(exists, tuple) else next(iter(exists.values()))):
+    if not _value(conn, "SELECT to_regclass('public.schema_migrations') IS NOT NULL"):
         return None
-    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-    return row[0] if isinstance(row, tuple) else next(iter(row.values()))
+    version: int | None = _value(conn, "SELECT max(version) FROM schema_migrations")
+    return version
 
 
-def server_edition(conn: psycopg.Connection) -> str:
+def server_edition(conn: psycopg.Connection[Any]) -> str:
     """Return the TimescaleDB edition of the server: 'apache' or 'timescale'."""
-    row = conn.execute("SHOW timescaledb.license").fetchone()
-    edition = row[0] if isinstance(row, tuple) else next(iter(row.values()))
+    edition: str = _value(conn, "SHOW timescaledb.license")
     if edition not in EDITIONS:
         raise MigrationError(f"unknown TimescaleDB edition {edition!r} (timescaledb.license)")
     return edition
@@ -106,7 +114,7 @@ def _statements(sql_text: str) -> list[str]:
     return [p.strip() for p in code]
 
 
-def _apply_editions(conn: psycopg.Connection, editions_dir: Path, edition: str) -> list[Migration]:
+def _apply_editions(conn: psycopg.Connection[TupleRow], editions_dir: Path, edition: str) -> list[Migration]:
     conn.execute(
         """
         CREATE TABLE IF NOT EXISTS schema_editions (

@@ -53,8 +53,8 @@ def build_spec(server_url: str = "/") -> dict[str, Any]:
     def body(name: str) -> dict[str, Any]:
         return {"required": True, "content": {"application/json": {"schema": name}}}
 
-    site = [{"statisticsToken": []}]
-    analyst = [{"analystKey": []}]
+    site: list[dict[str, list[str]]] = [{"statisticsToken": []}]
+    analyst: list[dict[str, list[str]]] = [{"analystKey": []}]
     uuid_param = {"in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
     spec.path("/site/account/{account_id}/widgets", operations={"get": {
         "summary": "Active widgets of the account, each with a widget JWT (Origin/Referer checked).",
@@ -124,7 +124,7 @@ def _seed_paths(spec: APISpec, body) -> None:
     """The seed's endpoints, kept for widget scripts built against it."""
     from .resources import seed_api
 
-    internal = [{"internalKey": []}]
+    internal: list[dict[str, list[str]]] = [{"internalKey": []}]
     spec.components.security_scheme("internalKey", {"type": "http", "scheme": "bearer"})
     spec.components.schema("SeedTokenCreate", schema=seed_api.TokenCreateSchema)
     spec.components.schema("SeedTokenExtend", schema=seed_api.TokenExtendSchema)
@@ -141,7 +141,7 @@ def _seed_paths(spec: APISpec, body) -> None:
                    "parameters": [{"name": "token", "in": "path", "required": True,
                                    "schema": {"type": "string", "format": "uuid"}}],
                    "responses": _responses("204", None, "revoked")}})
-    site = [{"statisticsToken": []}]
+    site: list[dict[str, list[str]]] = [{"statisticsToken": []}]
     for kind, schema in (("sessions", seed_api.SessionEventSchema), ("pages", seed_api.PageEventSchema),
                          ("events", seed_api.InteractionEventSchema),
                          ("referrers", seed_api.ReferrerEventSchema)):

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import falcon
-from psycopg_pool import ConnectionPool
 
+from .db import Pool
 from .scheduler import Scheduler
 from .settings import Settings
 from .signing import KeyRing
@@ -36,7 +36,7 @@ class IpHasher:
 @dataclass(frozen=True)
 class Services:
     settings: Settings
-    pool: ConnectionPool
+    pool: Pool
     keys: KeyRing
     ip_hash: IpHasher
     scheduler: Scheduler

@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
-import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from .db import Conn
 
 ALGORITHM = "RS256"
 AUDIENCE = "hindsight-widget"
@@ -46,7 +47,7 @@ def _generate() -> tuple[str, str, dict[str, Any]]:
     return kid, pem, jwk
 
 
-def ensure_signing_key(conn: psycopg.Connection) -> None:
+def ensure_signing_key(conn: Conn) -> None:
     """Create the first signing key if there is none (idempotent, race-free)."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_KEY_LOCK,))
@@ -55,7 +56,7 @@ def ensure_signing_key(conn: psycopg.Connection) -> None:
             _insert_new(conn)
 
 
-def rotate(conn: psycopg.Connection, grace: timedelta) -> str:
+def rotate(conn: Conn, grace: timedelta) -> str:
     """Retire the current key (it verifies for `grace` more) and create a new one."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_KEY_LOCK,))
@@ -67,7 +68,7 @@ def rotate(conn: psycopg.Connection, grace: timedelta) -> str:
         return _insert_new(conn)
 
 
-def _insert_new(conn: psycopg.Connection) -> str:
+def _insert_new(conn: Conn) -> str:
     kid, pem, jwk = _generate()
     conn.execute(
         "INSERT INTO jwt_signing_keys (kid, private_key_pem, public_jwk) VALUES (%s, %s, %s)",
@@ -123,6 +124,8 @@ class KeyRing:
         kid = header.get("kid")
         if header.get("alg") != ALGORITHM:
             raise jwt.InvalidAlgorithmError(f"only {ALGORITHM} is accepted")
+        if not isinstance(kid, str):  # a missing or non-string kid matches no key
+            raise jwt.InvalidKeyError("unknown key id")
         self._fresh()
         key = self._verifying.get(kid)
         if key is None and time.monotonic() - self._loaded_at > 5:

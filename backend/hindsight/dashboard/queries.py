@@ -8,11 +8,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-import psycopg
 from psycopg import sql
-from psycopg.rows import DictRow
 
-Conn = psycopg.Connection[DictRow]  # the pool's connections return rows as dicts
+from ..db import Conn, one
 
 # A click is a rage click when tracker.js marked it (`event_data.rage`: the clicks in the
 # burst); the same test as INSERT_BATCH's rage_click_count (hindsight/queries/events.py).
@@ -112,7 +110,7 @@ def heatmap_clicks(conn: Conn, params: dict) -> list[dict]:
 
 
 def heatmap_fingerprint(conn: Conn, params: dict) -> dict:
-    return conn.execute(HEATMAP_FINGERPRINT, params).fetchone()
+    return one(conn.execute(HEATMAP_FINGERPRINT, params))
 
 
 def latest_screenshot(conn: Conn, params: dict) -> dict | None:
@@ -192,9 +190,10 @@ def error_pages(conn: Conn, account_id: uuid.UUID, start: datetime, end: datetim
 # ------------------------------------------------------------------ account
 
 def account(conn: Conn, account_id: uuid.UUID) -> dict:
-    return conn.execute(
+    """The signed-in user's account (accounts are never deleted)."""
+    return one(conn.execute(
         "SELECT account_id, name, active, monthly_event_limit, created_at FROM accounts WHERE account_id = %s",
-        (account_id,)).fetchone()
+        (account_id,)))
 
 
 HOSTS = """
@@ -231,6 +230,6 @@ def revoke_api_key(conn: Conn, account_id: uuid.UUID, key_id: int) -> bool:
 
 def pending_usage(conn: Conn, account_id: uuid.UUID) -> dict:
     """Events stored but not yet counted by a stack flush (the ledger), for this account."""
-    return conn.execute(
+    return one(conn.execute(
         "SELECT coalesce(sum(total), 0)::bigint AS events, count(*) AS batches, min(created_at) AS oldest "
-        "FROM stack_pending WHERE account_id = %s", (account_id,)).fetchone()
+        "FROM stack_pending WHERE account_id = %s", (account_id,)))

@@ -12,12 +12,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import psycopg
-from psycopg.rows import DictRow
-
+from ..db import Conn, one
 from . import passwords
-
-Conn = psycopg.Connection[DictRow]  # the pool's connections return rows as dicts
 
 FAILURE_WINDOW = timedelta(minutes=15)
 
@@ -93,7 +89,7 @@ def _failure_key(scope: str, value: str | bytes | None) -> bytes:
 def recent_failures(conn: Conn, email: str, ip_hash: bytes | None,
                     now: datetime) -> tuple[int, int]:
     """Failed logins in the window: (for this e-mail, from this address)."""
-    row = conn.execute(
+    row = one(conn.execute(
         """
         SELECT count(*) FILTER (WHERE scope = 'email' AND key = %(email)s) AS email,
                count(*) FILTER (WHERE scope = 'ip' AND key = %(ip)s) AS ip
@@ -103,7 +99,7 @@ def recent_failures(conn: Conn, email: str, ip_hash: bytes | None,
         """,
         {"email": _failure_key("email", normalize_email(email)), "ip": _failure_key("ip", ip_hash),
          "since": now - FAILURE_WINDOW},
-    ).fetchone()
+    ))
     return row["email"], row["ip"]
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import falcon
 import jinja2
-import psycopg
 
+from ..db import Conn
 from ..errors import ApiError, forbidden, unauthorized
 from ..services import Services
 from . import store
@@ -173,7 +173,7 @@ def safe_next(target: str | None) -> str:
     return f"{PREFIX}/sessions"
 
 
-def current_user(req: falcon.Request, conn: psycopg.Connection, services: Services,
+def current_user(req: falcon.Request, conn: Conn, services: Services,
                  json_twin: bool | None = None) -> DashboardUser:
     """The logged-in user, or: a redirect to the login page (pages), 401 (JSON twins)."""
     token = cookie(req, SESSION_COOKIE)

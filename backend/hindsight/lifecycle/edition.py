@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import psycopg
-from psycopg.rows import DictRow
-
-Conn = psycopg.Connection[DictRow]
+from ..db import Conn
 
 APACHE = "apache"
 TIMESCALE = "timescale"

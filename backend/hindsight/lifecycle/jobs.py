@@ -28,15 +28,14 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ..db import Conn, one
 from ..scheduler import Scheduler
 from ..settings import Settings
 from . import edition as editions
 from . import retention, rollups
-
-Conn = psycopg.Connection[DictRow]
 
 log = logging.getLogger("hindsight.lifecycle")
 
@@ -84,8 +83,8 @@ class JobRunner:
         with psycopg.connect(self._url, autocommit=True, row_factory=dict_row,
                              application_name=f"hindsight lifecycle {name}") as conn:
             conn.execute(f"SET statement_timeout = {JOB_STATEMENT_TIMEOUT_MS}")
-            locked = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
-                                  (LOCK_CLASS, job.lock_key)).fetchone()["ok"]
+            locked = one(conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
+                                      (LOCK_CLASS, job.lock_key)))["ok"]
             if not locked:
                 return {"ran": False, "reason": "another process is running it"}
             try:
@@ -96,12 +95,12 @@ class JobRunner:
                     conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, job.lock_key))
 
     def _run_locked(self, conn: Conn, job: Job, force: bool) -> dict:
-        row = conn.execute(
+        row = one(conn.execute(
             """
             INSERT INTO lifecycle_jobs (job_name, interval_seconds) VALUES (%s, %s)
             ON CONFLICT (job_name) DO UPDATE SET interval_seconds = EXCLUDED.interval_seconds
             RETURNING next_run_at <= now() AS due, now() AS now
-            """, (job.name, max(1, round(job.interval)))).fetchone()
+            """, (job.name, max(1, round(job.interval)))))
         if not (force or row["due"]):
             return {"ran": False, "reason": "not due"}
         now = self._clock() if self._clock is not None else row["now"]

@@ -26,14 +26,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import psycopg
 from psycopg import sql
-from psycopg.rows import DictRow
 
+from ..db import Conn, one
 from .edition import TIMESCALE
 from .rollups import ALL_ROLLUPS
-
-Conn = psycopg.Connection[DictRow]
 
 # Raw rows must outlive the roll-ups' refresh windows (at most 4 days): a refresh
 # re-reads them. 7 days also matches the timescale edition's compression age.
@@ -108,8 +105,8 @@ def ensure_retention_policy(conn: Conn, relation: str, days: int) -> str:
 
 
 def _drop_chunks(conn: Conn, relation: str, older_than: datetime) -> int:
-    return conn.execute("SELECT count(*) AS n FROM drop_chunks(%s::regclass, older_than => %s)",
-                        (relation, older_than)).fetchone()["n"]
+    return one(conn.execute("SELECT count(*) AS n FROM drop_chunks(%s::regclass, older_than => %s)",
+                            (relation, older_than)))["n"]
 
 
 def expire_events(conn: Conn, now: datetime, default: int, edition: str | None) -> dict:
@@ -118,7 +115,7 @@ def expire_events(conn: Conn, now: datetime, default: int, edition: str | None) 
         "SELECT coalesce(events_retention_days, %(default)s) AS days, array_agg(account_id) AS accounts "
         "FROM accounts GROUP BY 1 ORDER BY 1 DESC", {"default": default}).fetchall()
     longest = max([default] + [r["days"] for r in retentions])
-    longest_cutoff = conn.execute(HOUR_CUTOFF, (now, longest)).fetchone()["c"]
+    longest_cutoff = one(conn.execute(HOUR_CUTOFF, (now, longest)))["c"]
     result: dict = {"longest_retention_days": longest}
     if edition == TIMESCALE:
         result["events_policy"] = ensure_retention_policy(conn, "events", longest)
@@ -126,13 +123,13 @@ def expire_events(conn: Conn, now: datetime, default: int, edition: str | None) 
         result["chunks_dropped"] = _drop_chunks(conn, "events", longest_cutoff)
     # Rows: the start of the boundary chunk up to the longest cutoff (older chunks go
     # whole, above), then each shorter retention between the longest cutoff and its own.
-    boundary = conn.execute(CHUNK_START, (longest_cutoff,)).fetchone()["s"] or longest_cutoff
+    boundary = one(conn.execute(CHUNK_START, (longest_cutoff,)))["s"] or longest_cutoff
     deleted = conn.execute('DELETE FROM events WHERE "timestamp" >= %s AND "timestamp" < %s',
                            (min(boundary, longest_cutoff), longest_cutoff)).rowcount
     for group in retentions:
         if group["days"] >= longest:
             continue
-        cutoff = conn.execute(HOUR_CUTOFF, (now, group["days"])).fetchone()["c"]
+        cutoff = one(conn.execute(HOUR_CUTOFF, (now, group["days"])))["c"]
         deleted += conn.execute(
             'DELETE FROM events WHERE account_id = ANY(%s) AND "timestamp" >= %s AND "timestamp" < %s',
             (group["accounts"], longest_cutoff, cutoff)).rowcount

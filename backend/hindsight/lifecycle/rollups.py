@@ -22,13 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import psycopg
 from psycopg import sql
-from psycopg.rows import DictRow
 
+from ..db import Conn, one
 from .edition import TIMESCALE
-
-Conn = psycopg.Connection[DictRow]
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -141,7 +138,7 @@ def scheduler_rollups(schema_edition: str | None) -> tuple[Rollup, ...]:
 
 
 def _floor(conn: Conn, width: timedelta, t: datetime) -> datetime:
-    return conn.execute("SELECT time_bucket(%s, %s::timestamptz) AS b", (width, t)).fetchone()["b"]
+    return one(conn.execute("SELECT time_bucket(%s, %s::timestamptz) AS b", (width, t)))["b"]
 
 
 def refresh(conn: Conn, rollup: Rollup, now: datetime) -> dict:
@@ -156,7 +153,7 @@ def refresh(conn: Conn, rollup: Rollup, now: datetime) -> dict:
         ).fetchone()
         watermark = row["materialized_until"] if row else None
         if watermark is None:
-            earliest = conn.execute(rollup.earliest).fetchone()["t"]
+            earliest = one(conn.execute(rollup.earliest))["t"]
             start = _floor(conn, rollup.width, earliest) if earliest is not None else end
         else:
             start = min(watermark, _floor(conn, rollup.width, now - rollup.start_offset))

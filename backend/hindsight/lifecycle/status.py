@@ -11,13 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-from psycopg.rows import DictRow
-
+from ..db import Conn, one
 from . import edition as editions
 from .rollups import scheduler_rollups
-
-Conn = psycopg.Connection[DictRow]
 
 JOBS = """
 SELECT job_name, interval_seconds, runs, failures, last_status, last_started_at,
@@ -103,7 +99,7 @@ def policies(conn: Conn) -> list[dict]:
 
 def freshness(conn: Conn, schema: str | None, server: str) -> list[dict]:
     """Each roll-up's watermark: newer buckets are computed at query time from raw rows."""
-    now = conn.execute("SELECT now() AS now").fetchone()["now"]
+    now = one(conn.execute("SELECT now() AS now"))["now"]
     rows = [dict(r, refreshed_by="hindsight") for r in conn.execute(
         WATERMARKS, ([r.name for r in scheduler_rollups(schema)],)).fetchall()]
     if server == editions.TIMESCALE:

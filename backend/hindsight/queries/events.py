@@ -7,8 +7,9 @@ import uuid
 from collections import Counter
 from typing import Any
 
-import psycopg
 from psycopg import sql
+
+from ..db import Conn
 
 # Columns filled from the tracker's event.
 EVENT_FIELDS = (
@@ -96,7 +97,7 @@ def encode_batch(events: list[dict[str, Any]], strip_query) -> dict[str, Any]:
     return {"events": _dumps(rows), "timestamps": timestamps}
 
 
-def insert_batch(conn: psycopg.Connection, session_id: uuid.UUID, account_id: uuid.UUID,
+def insert_batch(conn: Conn, session_id: uuid.UUID, account_id: uuid.UUID,
                  host: str, batch: dict[str, Any]) -> int:
     """Store a batch (from `encode_batch`); return how many events were new.
     Runs in the caller's transaction."""
@@ -118,7 +119,7 @@ _LIST_EVENTS = sql.SQL(
 ).format(columns=_identifiers(EVENT_COLUMNS)).as_string()
 
 
-def list_events(conn: psycopg.Connection, session_id: uuid.UUID, limit: int, offset: int) -> list[dict]:
+def list_events(conn: Conn, session_id: uuid.UUID, limit: int, offset: int) -> list[dict]:
     """A page of a session's events in time order (ties broken by seq)."""
     rows: list[Any] = conn.execute(_LIST_EVENTS, (session_id, limit, offset)).fetchall()  # dict_rows
     return rows

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-import psycopg
+from ..db import Conn, one
 
 
-def store(conn: psycopg.Connection, *, content_hash: bytes, image: bytes, image_format: str,
+def store(conn: Conn, *, content_hash: bytes, image: bytes, image_format: str,
           width: int, height: int, session_id: uuid.UUID, account_id: uuid.UUID, host: str,
           page_url: str | None, timestamp: datetime) -> tuple[int, bool]:
     """Store the image once and reference it from the session; return (id, created).
@@ -38,12 +38,12 @@ def store(conn: psycopg.Connection, *, content_hash: bytes, image: bytes, image_
         """,
         (session_id, account_id, host, page_url, timestamp, content_hash, width, height),
     ).fetchone()
-    if row is None:
-        existing = conn.execute(
+    if row is None:  # the insert conflicted: the screenshot exists
+        existing = one(conn.execute(
             'SELECT screenshot_id FROM screenshots WHERE session_id = %s AND "timestamp" = %s '
             "AND content_hash = %s",
             (session_id, timestamp, content_hash),
-        ).fetchone()
+        ))
         return existing["screenshot_id"], False
     conn.execute(
         "UPDATE sessions SET screenshot_count = screenshot_count + 1, "
@@ -53,7 +53,7 @@ def store(conn: psycopg.Connection, *, content_hash: bytes, image: bytes, image_
     return row["screenshot_id"], True
 
 
-def list_for_session(conn: psycopg.Connection, session_id: uuid.UUID) -> list[dict]:
+def list_for_session(conn: Conn, session_id: uuid.UUID) -> list[dict]:
     return conn.execute(
         """
         SELECT s.screenshot_id, s.page_url, s."timestamp", s.width, s.height,
@@ -65,7 +65,7 @@ def list_for_session(conn: psycopg.Connection, session_id: uuid.UUID) -> list[di
     ).fetchall()
 
 
-def image(conn: psycopg.Connection, account_id: uuid.UUID, screenshot_id: int) -> dict | None:
+def image(conn: Conn, account_id: uuid.UUID, screenshot_id: int) -> dict | None:
     return conn.execute(
         """
         SELECT i.image_data, i.image_format, encode(s.content_hash, 'hex') AS content_hash

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
+
+from ..db import Conn, one
 
 SESSION_COLUMNS = (
     "session_id", "user_id", "started_at", "ended_at", "last_activity_at", "page_url",
@@ -33,7 +34,7 @@ WHERE t.token = %(token)s
 """
 
 
-def insert_session(conn: psycopg.Connection, values: dict[str, Any]) -> tuple[dict, bool]:
+def insert_session(conn: Conn, values: dict[str, Any]) -> tuple[dict, bool]:
     """Insert a session unless its id exists; return (row, created)."""
     columns = list(values)
     params = {k: (Jsonb(v) if k == "metadata" else v) for k, v in values.items()}
@@ -47,10 +48,11 @@ def insert_session(conn: psycopg.Connection, values: dict[str, Any]) -> tuple[di
     row = conn.execute(query, params).fetchone()
     if row is not None:
         return row, True
-    existing = conn.execute(
+    # The insert conflicted: the session exists.
+    existing = one(conn.execute(
         "SELECT session_id, started_at, account_id FROM sessions WHERE session_id = %s",
         (values["session_id"],),
-    ).fetchone()
+    ))
     return existing, False
 
 
@@ -61,7 +63,7 @@ _SORTS = {
 }
 
 
-def list_sessions(conn: psycopg.Connection, account_id: uuid.UUID, q: dict[str, Any],
+def list_sessions(conn: Conn, account_id: uuid.UUID, q: dict[str, Any],
                   count_beyond: int | None = None) -> dict:
     """Return a page of an account's sessions with the total matching the filters.
 
@@ -69,7 +71,7 @@ def list_sessions(conn: psycopg.Connection, account_id: uuid.UUID, q: dict[str, 
     exact only when `total_exact` is true (the dashboard shows "N+"; counting a million
     matching sessions costs more than the page itself).
     """
-    where = [sql.SQL("account_id = %(account_id)s")]
+    where: list[sql.Composable] = [sql.SQL("account_id = %(account_id)s")]
     params: dict[str, Any] = {"account_id": account_id, "limit": q["limit"], "offset": q["offset"]}
     simple = {"user_id": "user_id", "device_type": "device_type", "browser": "browser", "os": "os"}
     for key, column in simple.items():
@@ -112,20 +114,20 @@ def list_sessions(conn: psycopg.Connection, account_id: uuid.UUID, q: dict[str, 
         params,
     ).fetchall()
     if count_beyond is None:
-        total = conn.execute(
+        total = one(conn.execute(
             sql.SQL("SELECT count(*) AS n FROM sessions WHERE {cond}").format(cond=condition), params
-        ).fetchone()["n"]
+        ))["n"]
         return {"data": rows, "total": total, "limit": q["limit"], "offset": q["offset"]}
     cap = q["offset"] + q["limit"] + count_beyond
-    total = conn.execute(
+    total = one(conn.execute(
         sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM sessions WHERE {cond} LIMIT %(cap)s) AS m").format(
             cond=condition), {**params, "cap": cap + 1},
-    ).fetchone()["n"]
+    ))["n"]
     return {"data": rows, "total": min(total, cap), "total_exact": total <= cap,
             "limit": q["limit"], "offset": q["offset"]}
 
 
-def get_session(conn: psycopg.Connection, account_id: uuid.UUID, session_id: uuid.UUID) -> dict | None:
+def get_session(conn: Conn, account_id: uuid.UUID, session_id: uuid.UUID) -> dict | None:
     return conn.execute(
         sql.SQL("SELECT {cols} FROM sessions WHERE session_id = %s AND account_id = %s").format(
             cols=sql.SQL(_SELECT)),

@@ -13,11 +13,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 from psycopg import sql
-from psycopg.rows import DictRow
 
-Conn = psycopg.Connection[DictRow]
+from ..db import Conn
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

@@ -5,34 +5,33 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-import psycopg
-
 from ..auth import new_api_key
+from ..db import Conn, one
 from ..hosts import candidate_domains
 
 
-def create_account(conn: psycopg.Connection, name: str, domain: str,
+def create_account(conn: Conn, name: str, domain: str,
                    monthly_event_limit: int | None) -> dict:
     """Create an account with one registered domain and an active tracker widget."""
     with conn.transaction():
-        account = conn.execute(
+        account = one(conn.execute(
             "INSERT INTO accounts (name, monthly_event_limit) VALUES (%s, %s) RETURNING account_id",
             (name, monthly_event_limit),
-        ).fetchone()
-        domain_row = conn.execute(
+        ))
+        domain_row = one(conn.execute(
             "INSERT INTO domains (account_id, name) VALUES (%s, %s) RETURNING domain_id, name",
             (account["account_id"], domain.lower()),
-        ).fetchone()
-        widget = conn.execute(
+        ))
+        widget = one(conn.execute(
             "INSERT INTO widgets (account_id, domain_id, widget_type) VALUES (%s, %s, 'tracker') "
             "RETURNING widget_id",
             (account["account_id"], domain_row["domain_id"]),
-        ).fetchone()
+        ))
     return {"account_id": str(account["account_id"]), "domain": domain_row["name"],
             "widget_id": str(widget["widget_id"])}
 
 
-def add_domain(conn: psycopg.Connection, account_id: uuid.UUID, domain: str) -> None:
+def add_domain(conn: Conn, account_id: uuid.UUID, domain: str) -> None:
     with conn.transaction():
         conn.execute(
             "INSERT INTO domains (account_id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -40,7 +39,7 @@ def add_domain(conn: psycopg.Connection, account_id: uuid.UUID, domain: str) -> 
         )
 
 
-def create_api_key(conn: psycopg.Connection, account_id: uuid.UUID) -> str:
+def create_api_key(conn: Conn, account_id: uuid.UUID) -> str:
     """Create an analyst API key; only its hash is stored, so this is the one chance to see it."""
     key, key_hash, prefix = new_api_key()
     with conn.transaction():
@@ -54,7 +53,7 @@ def create_api_key(conn: psycopg.Connection, account_id: uuid.UUID) -> str:
     return key
 
 
-def matching_domain(conn: psycopg.Connection, account_id: uuid.UUID, host: str) -> dict | None:
+def matching_domain(conn: Conn, account_id: uuid.UUID, host: str) -> dict | None:
     """Return the account (and its registered domain covering `host`), if any.
 
     The row always has the account's `active` flag when the account exists;
@@ -72,7 +71,7 @@ def matching_domain(conn: psycopg.Connection, account_id: uuid.UUID, host: str) 
     ).fetchone()
 
 
-def active_widgets(conn: psycopg.Connection, account_id: uuid.UUID, domain: str) -> list[dict]:
+def active_widgets(conn: Conn, account_id: uuid.UUID, domain: str) -> list[dict]:
     """Active widgets of an account usable on `domain` (bound to it, or to no domain)."""
     return conn.execute(
         """
@@ -85,7 +84,7 @@ def active_widgets(conn: psycopg.Connection, account_id: uuid.UUID, domain: str)
     ).fetchall()
 
 
-def widget(conn: psycopg.Connection, widget_id: uuid.UUID) -> dict | None:
+def widget(conn: Conn, widget_id: uuid.UUID) -> dict | None:
     return conn.execute(
         """
         SELECT w.widget_id, w.account_id, w.active, a.active AS account_active
@@ -95,7 +94,7 @@ def widget(conn: psycopg.Connection, widget_id: uuid.UUID) -> dict | None:
     ).fetchone()
 
 
-def statistics_flag(conn: psycopg.Connection, account_id: uuid.UUID, host: str) -> bool | None:
+def statistics_flag(conn: Conn, account_id: uuid.UUID, host: str) -> bool | None:
     row = conn.execute(
         "SELECT enabled FROM statistics_flags WHERE account_id = %s AND host = %s",
         (account_id, host),
@@ -103,7 +102,7 @@ def statistics_flag(conn: psycopg.Connection, account_id: uuid.UUID, host: str) 
     return None if row is None else row["enabled"]
 
 
-def live_or_new_token(conn: psycopg.Connection, account_id: uuid.UUID, host: str,
+def live_or_new_token(conn: Conn, account_id: uuid.UUID, host: str,
                       now: datetime, ttl: timedelta) -> dict:
     """Return the live statistics token of account + host, or create one.
 
@@ -128,19 +127,19 @@ def live_or_new_token(conn: psycopg.Connection, account_id: uuid.UUID, host: str
         "ON CONFLICT DO NOTHING",
         (account_id, host),
     )
-    return conn.execute(
+    return one(conn.execute(
         "INSERT INTO statistics_tokens (account_id, host, expires_at) VALUES (%s, %s, %s) "
         "RETURNING token, expires_at",
         (account_id, host, now + ttl),
-    ).fetchone()
+    ))
 
 
-def instance_secret(conn: psycopg.Connection, name: str, new_value: bytes) -> bytes:
+def instance_secret(conn: Conn, name: str, new_value: bytes) -> bytes:
     """Return the named instance secret, storing `new_value` if it does not exist yet."""
     with conn.transaction():
         conn.execute(
             "INSERT INTO instance_secrets (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             (name, new_value),
         )
-        row = conn.execute("SELECT value FROM instance_secrets WHERE name = %s", (name,)).fetchone()
+        row = one(conn.execute("SELECT value FROM instance_secrets WHERE name = %s", (name,)))
     return bytes(row["value"])

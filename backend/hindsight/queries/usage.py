@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-import psycopg
+from ..db import Conn, one
 
 SERVICE_STATISTICS = "statistics"
 
@@ -54,7 +54,7 @@ RETURNING token
 """
 
 
-def log_usage(conn: psycopg.Connection, *, account_id: uuid.UUID, host: str, amount: int,
+def log_usage(conn: Conn, *, account_id: uuid.UUID, host: str, amount: int,
               counter_id: int | None, now: datetime) -> UsageCheck:
     """Log `amount` for the account's current period and enforce its limit.
 
@@ -62,10 +62,10 @@ def log_usage(conn: psycopg.Connection, *, account_id: uuid.UUID, host: str, amo
     'usage_limit') and its live tokens are revoked. Runs in the caller's transaction.
     """
     period = period_start(now)
-    row = conn.execute(LOG_USAGE, {
+    row = one(conn.execute(LOG_USAGE, {
         "account_id": account_id, "service": SERVICE_STATISTICS, "amount": amount,
         "period": period, "host": host, "counter_id": counter_id, "now": now,
-    }).fetchone()
+    }))
     used, limit = row["amount"], row["limit"]
     if limit is None or used < limit:
         return UsageCheck(used, limit, False)
@@ -74,7 +74,7 @@ def log_usage(conn: psycopg.Connection, *, account_id: uuid.UUID, host: str, amo
     return UsageCheck(used, limit, True, tuple(r["token"] for r in revoked))
 
 
-def usage_in_period(conn: psycopg.Connection, account_id: uuid.UUID, now: datetime) -> int:
+def usage_in_period(conn: Conn, account_id: uuid.UUID, now: datetime) -> int:
     row = conn.execute(
         "SELECT amount FROM usage_periods WHERE account_id = %s AND service = %s AND period_start = %s",
         (account_id, SERVICE_STATISTICS, period_start(now)),
@@ -99,7 +99,7 @@ RETURNING f.account_id, f.host
 """
 
 
-def switch_back_on(conn: psycopg.Connection, now: datetime,
+def switch_back_on(conn: Conn, now: datetime,
                    account_id: uuid.UUID | None = None) -> list[dict]:
     """Re-enable hosts switched off by the usage limit that are under it now; return them."""
     return conn.execute(SWITCH_BACK_ON, {"now": now, "period": period_start(now),
@@ -107,7 +107,7 @@ def switch_back_on(conn: psycopg.Connection, now: datetime,
                                          "account_id": account_id}).fetchall()
 
 
-def set_limit(conn: psycopg.Connection, account_id: uuid.UUID, limit: int | None,
+def set_limit(conn: Conn, account_id: uuid.UUID, limit: int | None,
               now: datetime) -> dict:
     """Set the account's monthly event limit; hosts now under it are switched back on."""
     with conn.transaction():
@@ -124,7 +124,7 @@ def set_limit(conn: psycopg.Connection, account_id: uuid.UUID, limit: int | None
             "enabled_hosts": sorted(r["host"] for r in enabled)}
 
 
-def enable(conn: psycopg.Connection, account_id: uuid.UUID, host: str | None,
+def enable(conn: Conn, account_id: uuid.UUID, host: str | None,
            now: datetime) -> dict:
     """Switch the account (and its statistics, for one host or all) back on, whatever the usage.
 

@@ -7,10 +7,10 @@ import uuid
 from typing import Any
 
 import falcon
-import psycopg
 from marshmallow import Schema
 
 from ..auth import SiteWriter, check_token_row, statistics_token
+from ..db import Conn
 from ..errors import bad_request, forbidden, not_found
 from ..hosts import covers, requesting_host, strip_query
 from ..queries.sessions import WRITER_AND_SESSION
@@ -42,7 +42,7 @@ def load_query(req: falcon.Request, schema: Schema) -> dict[str, Any]:
     return schema.load(params)
 
 
-def authorize_write(conn: psycopg.Connection, req: falcon.Request, body: dict[str, Any],
+def authorize_write(conn: Conn, req: falcon.Request, body: dict[str, Any],
                     now, session_id: uuid.UUID | None) -> tuple[SiteWriter, bool]:
     """Return who writes (and whether the session is theirs); raise 401/403 otherwise.
 
@@ -52,6 +52,7 @@ def authorize_write(conn: psycopg.Connection, req: falcon.Request, body: dict[st
     token = statistics_token(req, body.get("token"))
     row = conn.execute(WRITER_AND_SESSION, {"token": token, "session_id": session_id}).fetchone()
     writer = check_token_row(row, token, now)
+    assert row is not None  # check_token_row raised 401 otherwise
     origin = req.get_header("Origin")
     if origin:
         host = requesting_host(req)

@@ -3,15 +3,12 @@ how the data lifecycle does (compression, lifecycle jobs and policies, roll-up f
 
 from __future__ import annotations
 
-from typing import cast
-
 import falcon
 import psycopg
-from psycopg.rows import DictRow
 from psycopg_pool import PoolTimeout
 
 from .. import __version__
-from ..db import timescaledb_info
+from ..db import Conn, timescaledb_info
 from ..lifecycle.status import compression, lifecycle_status
 from ..migrate import current_version
 from ..services import Services
@@ -50,12 +47,11 @@ class Health:
         }
 
 
-def _lifecycle(conn: psycopg.Connection, edition: str | None) -> dict:
+def _lifecycle(conn: Conn, edition: str | None) -> dict:
     """The lifecycle part of /health; its failure (e.g. before `hindsight migrate`) is shown, not raised."""
     try:
         with conn.transaction():
-            rows = cast("psycopg.Connection[DictRow]", conn)  # the pool's rows are dicts
-            return {"compression": compression(rows, edition or ""), **lifecycle_status(rows)}
+            return {"compression": compression(conn, edition or ""), **lifecycle_status(conn)}
     except psycopg.OperationalError:
         raise
     except psycopg.Error as ex:

@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from psycopg_pool import ConnectionPool
-
+from ..db import Pool
 from ..settings import Settings
 from .service import StatisticsStacks
 
 __all__ = ["StatisticsStacks", "create_stacks", "install"]
 
 
-def create_stacks(settings: Settings, pool: ConnectionPool,
+def create_stacks(settings: Settings, pool: Pool,
                   clock: Callable[[], datetime]) -> StatisticsStacks:
     return StatisticsStacks(
         pool,

@@ -14,8 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import psycopg
-
+from ..db import Conn, one
 from ..queries.usage import UsageCheck, log_usage
 
 # Flushes of one account are serialized (step numbers, the usage total and the limit).
@@ -133,7 +132,7 @@ class FlushResult:
         return self.total == 0
 
 
-def flush(conn: psycopg.Connection, account_id: uuid.UUID, host: str, now: datetime) -> FlushResult:
+def flush(conn: Conn, account_id: uuid.UUID, host: str, now: datetime) -> FlushResult:
     """Count everything pending for account + host, in one transaction (see module doc)."""
     with conn.transaction():
         conn.execute(_LOCK, (str(account_id),))
@@ -149,11 +148,11 @@ def flush(conn: psycopg.Connection, account_id: uuid.UUID, host: str, now: datet
             "starts": taken.starts, "sids": taken.step_sessions, "times": taken.step_times,
             "seqs": taken.step_seqs, "now": now,
         }))
-        counter_id = conn.execute(_COUNTER, {
+        counter_id = one(conn.execute(_COUNTER, {
             "account_id": account_id, "host": host, "sessions": taken.sessions,
             "pages": taken.pages, "clicks": taken.clicks, "other": taken.other,
             "total": taken.total, "now": now,
-        }).fetchone()["counter_id"]
+        }))["counter_id"]
         usage = log_usage(conn, account_id=account_id, host=host, amount=taken.total,
                           counter_id=counter_id, now=now)
     return FlushResult(account_id, host, taken.sessions, taken.pages, taken.clicks, taken.other,
@@ -198,20 +197,20 @@ FROM stack_pending
 """
 
 
-def pending_by_key(conn: psycopg.Connection) -> list[dict]:
+def pending_by_key(conn: Conn) -> list[dict]:
     return conn.execute(REBUILD).fetchall()
 
 
-def orphans(conn: psycopg.Connection, idle_seconds: float) -> list[dict]:
+def orphans(conn: Conn, idle_seconds: float) -> list[dict]:
     return conn.execute(ORPHANS, {"idle": idle_seconds}).fetchall()
 
 
-def revoked_since(conn: psycopg.Connection, since: datetime) -> tuple[set[tuple[uuid.UUID, str]], datetime]:
+def revoked_since(conn: Conn, since: datetime) -> tuple[set[tuple[uuid.UUID, str]], datetime]:
     """Return the (account, host) of tokens revoked since `since`, and the database's now."""
-    row = conn.execute(REVOKED_SINCE, {"since": since}).fetchone()
+    row = one(conn.execute(REVOKED_SINCE, {"since": since}))
     keys = set(zip(row["accounts"] or (), row["hosts"] or (), strict=True))
     return keys, row["seen_at"]
 
 
-def pending_totals(conn: psycopg.Connection) -> dict:
-    return conn.execute(PENDING_TOTALS).fetchone()
+def pending_totals(conn: Conn) -> dict:
+    return one(conn.execute(PENDING_TOTALS))

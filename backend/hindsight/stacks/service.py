@@ -24,9 +24,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from ..auth import SiteWriter
+from ..db import Pool
 from ..scheduler import Scheduler
 from . import ledger
 from .registry import IDLE, ORPHAN, REVOKED, Key, Registry, Stack
@@ -44,7 +45,7 @@ PAGE_VIEW, CLICK = "page_view", "click"
 
 
 class StatisticsStacks:
-    def __init__(self, pool: ConnectionPool, *, threshold: int, idle_seconds: float,
+    def __init__(self, pool: Pool, *, threshold: int, idle_seconds: float,
                  interval_seconds: float, memory_limit_bytes: int,
                  clock: Callable[[], datetime]) -> None:
         self._pool = pool

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-import psycopg
+from ..db import Conn
 
 
-def extend(conn: psycopg.Connection, token: uuid.UUID, expires_at: datetime) -> dict | None:
+def extend(conn: Conn, token: uuid.UUID, expires_at: datetime) -> dict | None:
     """Move a live token's expiry to `expires_at` (never earlier); None if unknown.
 
     The returned row has `revoked_at`: a revoked token is not extended.
@@ -29,7 +29,7 @@ def extend(conn: psycopg.Connection, token: uuid.UUID, expires_at: datetime) -> 
     ).fetchone()
 
 
-def revoke(conn: psycopg.Connection, token: uuid.UUID) -> dict | None:
+def revoke(conn: Conn, token: uuid.UUID) -> dict | None:
     """Revoke a token (idempotent); None if unknown. `revoked_at` is the database's clock,
     which every process's monitor compares with to drop the token's stack."""
     row = conn.execute(
