@@ -97,12 +97,23 @@ def encode_batch(events: list[dict[str, Any]], strip_query) -> dict[str, Any]:
     return {"events": _dumps(rows), "timestamps": timestamps}
 
 
+# The same statement without ON CONFLICT: a plain insert skips the speculative-insertion
+# steps (an extra index probe and WAL record per row). A batch seen for the first time,
+# the common case, takes it; a re-sent one fails with a unique violation and is stored
+# again, in a new transaction, with INSERT_BATCH (see resources/track.py).
+INSERT_NEW_BATCH = INSERT_BATCH.replace("    ON CONFLICT DO NOTHING\n", "", 1)
+assert INSERT_NEW_BATCH != INSERT_BATCH
+
+
 def insert_batch(conn: Conn, session_id: uuid.UUID, account_id: uuid.UUID,
-                 host: str, batch: dict[str, Any]) -> int:
+                 host: str, batch: dict[str, Any], *, first_attempt: bool = False) -> int:
     """Store a batch (from `encode_batch`); return how many events were new.
-    Runs in the caller's transaction."""
+
+    Runs in the caller's transaction. With `first_attempt`, an event already stored
+    raises psycopg.errors.UniqueViolation (the caller retries without it)."""
     params = {"session_id": session_id, "account_id": account_id, "host": host, **batch}
-    row: Any = conn.execute(INSERT_BATCH, params, prepare=True).fetchone()  # a dict_row
+    statement = INSERT_NEW_BATCH if first_attempt else INSERT_BATCH
+    row: Any = conn.execute(statement, params, prepare=True).fetchone()  # a dict_row
     return row["inserted"] if row else 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import falcon
+import psycopg
 
 from .. import images
 from ..errors import bad_request
@@ -39,16 +40,25 @@ class Track:
                                                    else "More than a year old."]}
                             for i, e in enumerate(events) if not earliest <= e["timestamp"] <= latest}},
             )
-        with self._s.pool.connection() as conn, conn.transaction():
-            writer, found = authorize_write(conn, req, body, now, body["session_id"])
-            require_session(found)
-            batch = event_queries.encode_batch(events, url_filter(writer))
-            inserted = event_queries.insert_batch(conn, body["session_id"], writer.account_id,
-                                                  writer.host, batch)
+        try:
+            writer, inserted = self._store(req, body, now, first_attempt=True)
+        except psycopg.errors.UniqueViolation:
+            # Some of it is already stored (a re-sent batch): store the rest, once.
+            writer, inserted = self._store(req, body, now, first_attempt=False)
         # The transaction has committed: the 201 means the batch is durable.
         self._s.stacks.events_stored(writer, events, inserted)
         resp.status = falcon.HTTP_201
         resp.media = {"count": inserted, "received": len(events)}
+
+
+    def _store(self, req: falcon.Request, body: dict, now, *, first_attempt: bool):
+        with self._s.pool.connection() as conn, conn.transaction():
+            writer, found = authorize_write(conn, req, body, now, body["session_id"])
+            require_session(found)
+            batch = event_queries.encode_batch(body["events"], url_filter(writer))
+            inserted = event_queries.insert_batch(conn, body["session_id"], writer.account_id,
+                                                  writer.host, batch, first_attempt=first_attempt)
+        return writer, inserted
 
 
 class ScreenshotUpload:
