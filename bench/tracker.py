@@ -354,15 +354,10 @@ def render(result: Result, command: str) -> str:
 
 def write_section(doc: Path, section: str) -> None:
     """Replace this benchmark's section of the doc (or add it), leaving the others alone."""
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from doc_sections import write_section as write
+
+    write(doc, "bench/tracker.py", section.replace(BEGIN, "").replace(END, ""))
 
 
 def main(argv: list[str] | None = None) -> int:
