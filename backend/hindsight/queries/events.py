@@ -84,6 +84,82 @@ RETURNING c.n AS inserted
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
+# The whole write of a new batch as ONE statement, run in autocommit (its own
+# transaction: no BEGIN and COMMIT round trips): check the statistics token, its flag,
+# the account, the session and the Origin; strip query strings where the domain asks;
+# insert; count; ledger; move the session. No row back means something did not check
+# out (or the batch was seen before): the caller then takes the step-by-step path,
+# which says exactly what is wrong.
+INSERT_NEW_BATCH_AUTHORIZED = sql.SQL("""
+WITH writer AS (
+    SELECT t.account_id, t.host, coalesce(d.strip_query_strings, false) AS strip_query
+    FROM statistics_tokens t
+    JOIN accounts a ON a.account_id = t.account_id AND a.active
+    JOIN sessions ws ON ws.session_id = %(session_id)s AND ws.account_id = t.account_id
+    LEFT JOIN statistics_flags f ON f.account_id = t.account_id AND f.host = t.host
+    LEFT JOIN domains d ON d.account_id = t.account_id AND d.name = t.host
+    WHERE t.token = %(token)s AND t.revoked_at IS NULL AND t.expires_at > %(now)s
+      AND coalesce(f.enabled, true)
+      AND (%(origin_host)s::text IS NULL OR %(origin_host)s::text = t.host
+           OR right(%(origin_host)s::text, length(t.host) + 1) = '.' || t.host)
+), inserted AS (
+    INSERT INTO events (session_id, account_id, host, {columns})
+    SELECT %(session_id)s, w.account_id, w.host, {select}
+    FROM writer w, ROWS FROM (
+        jsonb_to_recordset(%(events)s::jsonb) AS ({definitions}),
+        unnest(%(timestamps)b::timestamptz[])
+    ) AS u({json_columns}, "timestamp")
+    RETURNING seq, event_type, "timestamp",
+              coalesce(event_data->>'rage', 'false') NOT IN ('false', '0') AS rage
+), counted AS (
+    SELECT count(*) AS n,
+           count(*) FILTER (WHERE event_type = 'page_view') AS page_views,
+           count(*) FILTER (WHERE event_type = 'click') AS clicks,
+           count(*) FILTER (WHERE event_type = 'error') AS errors,
+           count(*) FILTER (WHERE event_type = 'click' AND rage) AS rage_clicks,
+           max("timestamp") AS last_at,
+           array_agg(seq ORDER BY seq) FILTER (WHERE event_type IN ('page_view', 'click')) AS step_seqs,
+           array_agg("timestamp" ORDER BY seq) FILTER (WHERE event_type IN ('page_view', 'click')) AS step_times
+    FROM inserted
+), ledger AS (
+    INSERT INTO stack_pending (account_id, host, session_id, pages, clicks, total, step_seqs, step_times)
+    SELECT w.account_id, w.host, %(session_id)s, page_views, clicks, n, step_seqs, step_times
+    FROM counted, writer w WHERE n > 0
+)
+UPDATE sessions s SET
+    event_count = s.event_count + c.n,
+    page_view_count = s.page_view_count + c.page_views,
+    click_count = s.click_count + c.clicks,
+    error_count = s.error_count + c.errors,
+    rage_click_count = s.rage_click_count + c.rage_clicks,
+    last_activity_at = greatest(s.last_activity_at, c.last_at)
+FROM counted c, writer w
+WHERE s.session_id = %(session_id)s
+RETURNING c.n AS inserted, w.account_id, w.host, w.strip_query
+""").format(
+    columns=_identifiers(EVENT_FIELDS),
+    select=sql.SQL(", ").join(
+        sql.SQL("CASE WHEN w.strip_query THEN substring(u.page_url from '^[^?#]*') ELSE u.page_url END")
+        if c == "page_url" else sql.SQL("u.{}").format(sql.Identifier(c)) for c in EVENT_FIELDS),
+    definitions=sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
+        for c, t in zip(EVENT_FIELDS, _TYPES, strict=True) if c != "timestamp"),
+    json_columns=_identifiers(_JSON_FIELDS),
+).as_string()
+
+
+def insert_new_batch_authorized(conn: Conn, *, token: uuid.UUID, session_id: uuid.UUID,
+                                origin_host: str | None, now, batch: dict[str, Any]) -> dict | None:
+    """Run INSERT_NEW_BATCH_AUTHORIZED on an autocommit connection; None: take the slow path.
+
+    Raises psycopg.errors.UniqueViolation when some of the batch is already stored."""
+    params = {"token": token, "session_id": session_id, "origin_host": origin_host, "now": now,
+              **batch}
+    return conn.execute(INSERT_NEW_BATCH_AUTHORIZED, params, prepare=True).fetchone()
+
+
+
+
 def encode_batch(events: list[dict[str, Any]], strip_query) -> dict[str, Any]:
     """Turn validated events into the parameters of INSERT_BATCH (see there)."""
     rows = []
