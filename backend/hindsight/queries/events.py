@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
 from typing import Any
 
 from psycopg import sql
@@ -29,22 +28,35 @@ def _identifiers(names) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
-# One statement: insert the new events (a re-sent one is skipped), then move the
-# session's counters and last activity by exactly what was inserted.
+# A batch is written by ONE statement: insert the events, count what was inserted,
+# write the statistics stacks' ledger row (hindsight/stacks/ledger.py) and move the
+# session's counters and last activity by exactly that. Two variants share it and differ
+# only in where the writer (account, host) comes from and in ON CONFLICT:
+#
+# - INSERT_NEW_BATCH_AUTHORIZED, the common case, run in autocommit (the statement is
+#   its own transaction: no BEGIN and COMMIT round trips). Its `writer` CTE checks the
+#   statistics token, its flag, the account, the session and the Origin, and says whether
+#   the domain strips query strings. There is no ON CONFLICT (a plain insert skips the
+#   speculative-insertion steps). No row back means something did not check out, and a
+#   unique violation means the batch was seen before: the caller then takes the
+#   step-by-step path, which says exactly what is wrong or stores the batch once.
+# - INSERT_BATCH, that step-by-step path's insert, in the caller's transaction after it
+#   has authorized the writer (given as parameters; query strings already stripped).
 #
 # The batch travels as two parameters, both cheap to build here and to read there:
 # the validated events as one JSON array (all fields but the timestamp, nulls left out;
 # jsonb_to_recordset types each field) and the timestamps as a binary timestamptz[]
 # (exactly the instants validation produced). ROWS FROM zips the two, row by row.
-INSERT_BATCH = sql.SQL("""
-WITH inserted AS (
+_BATCH = """
+WITH writer AS ({writer}
+), inserted AS (
     INSERT INTO events (session_id, account_id, host, {columns})
-    SELECT %(session_id)s, %(account_id)s, %(host)s, {columns}
-    FROM ROWS FROM (
+    SELECT %(session_id)s, w.account_id, w.host, {select}
+    FROM writer w, ROWS FROM (
         jsonb_to_recordset(%(events)s::jsonb) AS ({definitions}),
         unnest(%(timestamps)b::timestamptz[])
     ) AS u({json_columns}, "timestamp")
-    ON CONFLICT DO NOTHING
+    {on_conflict}
     RETURNING seq, event_type, "timestamp",
               coalesce(event_data->>'rage', 'false') NOT IN ('false', '0') AS rage
 ), counted AS (
@@ -60,69 +72,6 @@ WITH inserted AS (
 ), ledger AS (
     -- What the statistics stacks will count, once (hindsight/stacks/ledger.py).
     INSERT INTO stack_pending (account_id, host, session_id, pages, clicks, total, step_seqs, step_times)
-    SELECT %(account_id)s, %(host)s, %(session_id)s, page_views, clicks, n, step_seqs, step_times
-    FROM counted WHERE n > 0
-)
-UPDATE sessions s SET
-    event_count = s.event_count + c.n,
-    page_view_count = s.page_view_count + c.page_views,
-    click_count = s.click_count + c.clicks,
-    error_count = s.error_count + c.errors,
-    rage_click_count = s.rage_click_count + c.rage_clicks,
-    last_activity_at = greatest(s.last_activity_at, c.last_at)
-FROM counted c
-WHERE s.session_id = %(session_id)s
-RETURNING c.n AS inserted
-""").format(
-    columns=_identifiers(EVENT_FIELDS),
-    definitions=sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
-        for c, t in zip(EVENT_FIELDS, _TYPES, strict=True) if c != "timestamp"),
-    json_columns=_identifiers(_JSON_FIELDS),
-).as_string()
-
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
-
-
-# The whole write of a new batch as ONE statement, run in autocommit (its own
-# transaction: no BEGIN and COMMIT round trips): check the statistics token, its flag,
-# the account, the session and the Origin; strip query strings where the domain asks;
-# insert; count; ledger; move the session. No row back means something did not check
-# out (or the batch was seen before): the caller then takes the step-by-step path,
-# which says exactly what is wrong.
-INSERT_NEW_BATCH_AUTHORIZED = sql.SQL("""
-WITH writer AS (
-    SELECT t.account_id, t.host, coalesce(d.strip_query_strings, false) AS strip_query
-    FROM statistics_tokens t
-    JOIN accounts a ON a.account_id = t.account_id AND a.active
-    JOIN sessions ws ON ws.session_id = %(session_id)s AND ws.account_id = t.account_id
-    LEFT JOIN statistics_flags f ON f.account_id = t.account_id AND f.host = t.host
-    LEFT JOIN domains d ON d.account_id = t.account_id AND d.name = t.host
-    WHERE t.token = %(token)s AND t.revoked_at IS NULL AND t.expires_at > %(now)s
-      AND coalesce(f.enabled, true)
-      AND (%(origin_host)s::text IS NULL OR %(origin_host)s::text = t.host
-           OR right(%(origin_host)s::text, length(t.host) + 1) = '.' || t.host)
-), inserted AS (
-    INSERT INTO events (session_id, account_id, host, {columns})
-    SELECT %(session_id)s, w.account_id, w.host, {select}
-    FROM writer w, ROWS FROM (
-        jsonb_to_recordset(%(events)s::jsonb) AS ({definitions}),
-        unnest(%(timestamps)b::timestamptz[])
-    ) AS u({json_columns}, "timestamp")
-    RETURNING seq, event_type, "timestamp",
-              coalesce(event_data->>'rage', 'false') NOT IN ('false', '0') AS rage
-), counted AS (
-    SELECT count(*) AS n,
-           count(*) FILTER (WHERE event_type = 'page_view') AS page_views,
-           count(*) FILTER (WHERE event_type = 'click') AS clicks,
-           count(*) FILTER (WHERE event_type = 'error') AS errors,
-           count(*) FILTER (WHERE event_type = 'click' AND rage) AS rage_clicks,
-           max("timestamp") AS last_at,
-           array_agg(seq ORDER BY seq) FILTER (WHERE event_type IN ('page_view', 'click')) AS step_seqs,
-           array_agg("timestamp" ORDER BY seq) FILTER (WHERE event_type IN ('page_view', 'click')) AS step_times
-    FROM inserted
-), ledger AS (
-    INSERT INTO stack_pending (account_id, host, session_id, pages, clicks, total, step_seqs, step_times)
     SELECT w.account_id, w.host, %(session_id)s, page_views, clicks, n, step_seqs, step_times
     FROM counted, writer w WHERE n > 0
 )
@@ -136,16 +85,44 @@ UPDATE sessions s SET
 FROM counted c, writer w
 WHERE s.session_id = %(session_id)s
 RETURNING c.n AS inserted, w.account_id, w.host, w.strip_query
-""").format(
-    columns=_identifiers(EVENT_FIELDS),
-    select=sql.SQL(", ").join(
-        sql.SQL("CASE WHEN w.strip_query THEN substring(u.page_url from '^[^?#]*') ELSE u.page_url END")
-        if c == "page_url" else sql.SQL("u.{}").format(sql.Identifier(c)) for c in EVENT_FIELDS),
-    definitions=sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
-        for c, t in zip(EVENT_FIELDS, _TYPES, strict=True) if c != "timestamp"),
-    json_columns=_identifiers(_JSON_FIELDS),
-).as_string()
+"""
+
+_AUTHORIZED_WRITER = """
+    SELECT t.account_id, t.host, coalesce(d.strip_query_strings, false) AS strip_query
+    FROM statistics_tokens t
+    JOIN accounts a ON a.account_id = t.account_id AND a.active
+    JOIN sessions ws ON ws.session_id = %(session_id)s AND ws.account_id = t.account_id
+    LEFT JOIN statistics_flags f ON f.account_id = t.account_id AND f.host = t.host
+    LEFT JOIN domains d ON d.account_id = t.account_id AND d.name = t.host
+    WHERE t.token = %(token)s AND t.revoked_at IS NULL AND t.expires_at > %(now)s
+      AND coalesce(f.enabled, true)
+      AND (%(origin_host)s::text IS NULL OR %(origin_host)s::text = t.host
+           OR right(%(origin_host)s::text, length(t.host) + 1) = '.' || t.host)"""
+
+_GIVEN_WRITER = """
+    SELECT %(account_id)s::uuid AS account_id, %(host)s::text AS host, false AS strip_query"""
+
+
+def _batch_statement(writer: str, on_conflict: str) -> str:
+    return sql.SQL(_BATCH).format(
+        writer=sql.SQL(writer),
+        on_conflict=sql.SQL(on_conflict),
+        columns=_identifiers(EVENT_FIELDS),
+        select=sql.SQL(", ").join(
+            sql.SQL("CASE WHEN w.strip_query THEN substring(u.page_url from '^[^?#]*') "
+                    "ELSE u.page_url END")
+            if c == "page_url" else sql.SQL("u.{}").format(sql.Identifier(c)) for c in EVENT_FIELDS),
+        definitions=sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
+            for c, t in zip(EVENT_FIELDS, _TYPES, strict=True) if c != "timestamp"),
+        json_columns=_identifiers(_JSON_FIELDS),
+    ).as_string()
+
+
+INSERT_NEW_BATCH_AUTHORIZED = _batch_statement(_AUTHORIZED_WRITER, "")
+INSERT_BATCH = _batch_statement(_GIVEN_WRITER, "ON CONFLICT DO NOTHING")
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def insert_new_batch_authorized(conn: Conn, *, token: uuid.UUID, session_id: uuid.UUID,
@@ -158,10 +135,8 @@ def insert_new_batch_authorized(conn: Conn, *, token: uuid.UUID, session_id: uui
     return conn.execute(INSERT_NEW_BATCH_AUTHORIZED, params, prepare=True).fetchone()
 
 
-
-
 def encode_batch(events: list[dict[str, Any]], strip_query) -> dict[str, Any]:
-    """Turn validated events into the parameters of INSERT_BATCH (see there)."""
+    """Turn validated events into the parameters of the batch statements (see there)."""
     rows = []
     timestamps = []
     for event in events:
@@ -173,28 +148,13 @@ def encode_batch(events: list[dict[str, Any]], strip_query) -> dict[str, Any]:
     return {"events": _dumps(rows), "timestamps": timestamps}
 
 
-# The same statement without ON CONFLICT: a plain insert skips the speculative-insertion
-# steps (an extra index probe and WAL record per row). A batch seen for the first time,
-# the common case, takes it; a re-sent one fails with a unique violation and is stored
-# again, in a new transaction, with INSERT_BATCH (see resources/track.py).
-INSERT_NEW_BATCH = INSERT_BATCH.replace("    ON CONFLICT DO NOTHING\n", "", 1)
-assert INSERT_NEW_BATCH != INSERT_BATCH
-
-
 def insert_batch(conn: Conn, session_id: uuid.UUID, account_id: uuid.UUID,
-                 host: str, batch: dict[str, Any], *, first_attempt: bool = False) -> int:
-    """Store a batch (from `encode_batch`); return how many events were new.
-
-    Runs in the caller's transaction. With `first_attempt`, an event already stored
-    raises psycopg.errors.UniqueViolation (the caller retries without it)."""
+                 host: str, batch: dict[str, Any]) -> int:
+    """Store a batch (from `encode_batch`) idempotently; return how many events were new.
+    Runs in the caller's transaction."""
     params = {"session_id": session_id, "account_id": account_id, "host": host, **batch}
-    statement = INSERT_NEW_BATCH if first_attempt else INSERT_BATCH
-    row: Any = conn.execute(statement, params, prepare=True).fetchone()  # a dict_row
+    row: Any = conn.execute(INSERT_BATCH, params, prepare=True).fetchone()  # a dict_row
     return row["inserted"] if row else 0
-
-
-def type_counts(events: list[dict[str, Any]]) -> Counter:
-    return Counter(event["event_type"] for event in events)
 
 
 EVENT_COLUMNS = ("seq", "timestamp") + tuple(

@@ -47,12 +47,11 @@ class Track:
             writer, inserted = stored
         else:
             # Step by step: names what does not check out, and stores a re-sent batch once.
-            writer, inserted = self._store(req, body, now, first_attempt=False)
+            writer, inserted = self._store(req, body, now)
         # The transaction has committed: the 201 means the batch is durable.
         self._s.stacks.events_stored(writer, events, inserted)
         resp.status = falcon.HTTP_201
         resp.media = {"count": inserted, "received": len(events)}
-
 
     def _store_new(self, req: falcon.Request, body: dict, now) -> tuple[SiteWriter, int] | None:
         """The common case in one statement and one round trip; None: take the slow path."""
@@ -80,13 +79,13 @@ class Track:
         writer = SiteWriter(token, row["account_id"], row["host"], row["strip_query"])
         return writer, row["inserted"]
 
-    def _store(self, req: falcon.Request, body: dict, now, *, first_attempt: bool):
+    def _store(self, req: falcon.Request, body: dict, now) -> tuple[SiteWriter, int]:
         with self._s.pool.connection() as conn, conn.transaction():
             writer, found = authorize_write(conn, req, body, now, body["session_id"])
             require_session(found)
             batch = event_queries.encode_batch(body["events"], url_filter(writer))
             inserted = event_queries.insert_batch(conn, body["session_id"], writer.account_id,
-                                                  writer.host, batch, first_attempt=first_attempt)
+                                                  writer.host, batch)
         return writer, inserted
 
 
