@@ -25,13 +25,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import platform
 import random
 import re
 import statistics
 import sys
-import tempfile
 import time
 import urllib.parse
 import uuid
@@ -44,6 +41,9 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- bench/dashboard.py: begin -->", "<!-- bench/dashboard.py: end -->"
 sys.path.insert(0, str(ROOT / "backend"))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common as bench_common  # noqa: E402 - bench/ is not a package
+from doc_sections import write_section as write_doc_section  # noqa: E402
 
 LIST_TARGET_MS = 100.0
 FIRST_FRAME_TARGET_MS = 300.0
@@ -308,32 +308,6 @@ def run_bench(url: str, config: Config) -> Result:
     return Result(config, timings, generate_seconds, settings, sizes)
 
 
-def start_cluster():
-    """A throw-away TimescaleDB cluster (testing.postgresql, fsync off: a read benchmark)."""
-    import testing.postgresql
-
-    from hindsight.pgcluster import SERVER_OPTIONS, binaries
-
-    bins = binaries(Path(tempfile.mkdtemp(prefix="hindsight-bench-pgbin-")))
-    return testing.postgresql.Postgresql(
-        initdb=bins.initdb, postgres=bins.postgres,
-        postgres_args="-h 127.0.0.1 -F -c logging_collector=off -c max_wal_size=8GB "
-                      "-c checkpoint_timeout=30min " + " ".join(SERVER_OPTIONS))
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
-
-
 def render(result: Result, command: str) -> str:
     c, st = result.config, result.settings
     by_name = {t.name: t for t in result.timings}
@@ -348,7 +322,7 @@ def render(result: Result, command: str) -> str:
         "",
         f"- Command: `{command}`",
         f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {machine()}",
+        f"- Machine: {bench_common.machine()}",
         f"- Database: PostgreSQL {st.get('server_version')}, TimescaleDB {st.get('timescaledb')}, its own "
         f"throw-away cluster, shared_buffers={st.get('shared_buffers')}, work_mem={st.get('work_mem')}, "
         f"fsync={st.get('fsync')} (a read benchmark)",
@@ -386,10 +360,7 @@ def render(result: Result, command: str) -> str:
 
 def write_section(doc: Path, section: str) -> None:
     """Replace this benchmark's section of the doc (or add it), leaving the others alone."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from doc_sections import write_section as write
-
-    write(doc, "bench/dashboard.py", section.replace(BEGIN, "").replace(END, ""))
+    write_doc_section(doc, "bench/dashboard.py", section.replace(BEGIN, "").replace(END, ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -406,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from hindsight.migrate import migrate
 
-    cluster = start_cluster()
+    cluster = bench_common.start_cluster(durable=False, extra_args="-c max_wal_size=8GB -c checkpoint_timeout=30min")
     try:
         url = cluster.url()
         migrate(url)

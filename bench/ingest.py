@@ -37,7 +37,6 @@ import http.client
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import signal
@@ -56,7 +55,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from doc_sections import write_section  # noqa: E402 - bench/ is not a package
+import common as bench_common  # noqa: E402 - bench/ is not a package
+from doc_sections import write_section  # noqa: E402
 
 # The columns a COPY fills, in file order (received_at keeps its default, as for the API).
 COPY_COLUMNS = (
@@ -181,22 +181,6 @@ class Result:
 
 
 # --------------------------------------------------------------------------- cluster
-
-
-def start_cluster():
-    """A throw-away TimescaleDB cluster with durable commits (testing.postgresql without -F)."""
-    import testing.postgresql
-
-    from hindsight.pgcluster import SERVER_OPTIONS, binaries
-
-    bins = binaries(Path(tempfile.mkdtemp(prefix="hindsight-bench-pgbin-")))
-    return testing.postgresql.Postgresql(
-        initdb=bins.initdb,
-        postgres=bins.postgres,
-        # testing.postgresql's default arguments include -F (fsync off); these do not.
-        postgres_args="-h 127.0.0.1 -c logging_collector=off -c fsync=on -c synchronous_commit=on "
-                      + " ".join(SERVER_OPTIONS),
-    )
 
 
 def psql_binary() -> str:
@@ -785,20 +769,6 @@ def verify(url: str, result: Result) -> list[str]:
 # --------------------------------------------------------------------------- report
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}")
-
-
 def render(result: Result, command: str) -> str:
     c, st = result.config, result.settings
     cores = os.cpu_count() or 1
@@ -813,7 +783,7 @@ def render(result: Result, command: str) -> str:
         "",
         f"- Command: `{command}`",
         f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {machine()}; load average when the run started: {result.loadavg}",
+        f"- Machine: {bench_common.machine(python=True)}; load average when the run started: {result.loadavg}",
         f"- Database: PostgreSQL {st.get('server_version')}, TimescaleDB {st.get('timescaledb')} "
         f"({st.get('timescaledb.license')} edition), a throw-away cluster on the local disk started by "
         f"the bench; fsync={st.get('fsync')}, synchronous_commit={st.get('synchronous_commit')}, "
@@ -933,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
             setattr(config, name, getattr(args, name))
     output = args.output if args.output else (None if args.quick else DOC)
 
-    cluster = start_cluster()
+    cluster = bench_common.start_cluster(durable=True)
     try:
         url = cluster.url()
         result = run_bench(url, config, postgres_pid=cluster.child_process.pid)

@@ -28,7 +28,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
 import uuid
@@ -37,6 +36,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backend"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common as bench_common  # noqa: E402 - bench/ is not a package
+from doc_sections import write_section as write_doc_section  # noqa: E402
 
 from hindsight.db import connect, create_pool  # noqa: E402
 from hindsight.migrate import migrate  # noqa: E402
@@ -49,18 +51,6 @@ from hindsight.stacks.service import StatisticsStacks  # noqa: E402
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 HEADING = "## Statistics stacks: monitor cycle, memory, rebuild, flush"
 SIZES = (1_000, 10_000, 100_000)
-
-
-def start_cluster():
-    import testing.postgresql
-
-    from hindsight.pgcluster import SERVER_OPTIONS, binaries
-
-    bins = binaries(Path(tempfile.mkdtemp(prefix="hindsight-bench-pgbin-")))
-    return testing.postgresql.Postgresql(
-        initdb=bins.initdb, postgres=bins.postgres,
-        postgres_args="-h 127.0.0.1 -c logging_collector=off -c fsync=on -c synchronous_commit=on "
-                      + " ".join(SERVER_OPTIONS))
 
 
 def keys_for(n: int) -> list[tuple[uuid.UUID, str]]:
@@ -204,12 +194,7 @@ def measure_ledger_overhead(url: str, batches: int) -> dict:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return f"{bench_common.cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def render(rows: list[dict], memory: dict[int, float], flush: dict, ingest: dict, command: str,
@@ -273,10 +258,7 @@ def render(rows: list[dict], memory: dict[int, float], flush: dict, ingest: dict
 
 def write_section(doc: Path, section: str) -> None:
     """Replace this benchmark's section of the document (or append it); keep the others."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from doc_sections import write_section as write
-
-    write(doc, "bench/stacks.py", section)
+    write_doc_section(doc, "bench/stacks.py", section)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -290,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     cycles = 5 if args.quick else args.cycles
     output = args.output if args.output else (None if args.quick else DOC)
 
-    cluster = start_cluster()
+    cluster = bench_common.start_cluster(durable=True)
     try:
         url = cluster.url()
         migrate(url)

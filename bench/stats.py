@@ -26,11 +26,8 @@ tests/test_stats_bench.py runs `run_bench` on a small data set against the test 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- bench/stats.py: begin -->", "<!-- bench/stats.py: end -->"
 sys.path.insert(0, str(ROOT / "backend"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common as bench_common  # noqa: E402 - bench/ is not a package
+from doc_sections import write_section as write_doc_section  # noqa: E402
 
 
 @dataclass
@@ -412,33 +412,7 @@ def _loadavg() -> str:
         return "unknown"
 
 
-def start_cluster():
-    """A throw-away TimescaleDB cluster (testing.postgresql, fsync off: a read benchmark)."""
-    import testing.postgresql
-
-    from hindsight.pgcluster import SERVER_OPTIONS, binaries
-
-    bins = binaries(Path(tempfile.mkdtemp(prefix="hindsight-bench-pgbin-")))
-    return testing.postgresql.Postgresql(
-        initdb=bins.initdb, postgres=bins.postgres,
-        postgres_args="-h 127.0.0.1 -F -c logging_collector=off -c max_wal_size=8GB "
-                      "-c checkpoint_timeout=30min " + " ".join(SERVER_OPTIONS))
-
-
 # --------------------------------------------------------------------------- report
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
 
 
 def render(result: Result, command: str) -> str:
@@ -452,7 +426,7 @@ def render(result: Result, command: str) -> str:
         "",
         f"- Command: `{command}`",
         f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {machine()}; load average when the queries were timed: {result.loadavg} "
+        f"- Machine: {bench_common.machine()}; load average when the queries were timed: {result.loadavg} "
         "(other work on the machine shares its 2 cores)",
         f"- Database: PostgreSQL {st.get('server_version')}, TimescaleDB {st.get('timescaledb')} "
         f"({st.get('timescaledb.license')} edition: roll-ups refreshed by Hindsight's scheduler code), "
@@ -495,10 +469,7 @@ def render(result: Result, command: str) -> str:
 
 def write_section(doc: Path, section: str) -> None:
     """Replace this benchmark's section of the doc (or add it), leaving the others alone."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from doc_sections import write_section as write
-
-    write(doc, "bench/stats.py", section.replace(BEGIN, "").replace(END, ""))
+    write_doc_section(doc, "bench/stats.py", section.replace(BEGIN, "").replace(END, ""))
 
 
 def summary(result: Result) -> str:
@@ -524,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from hindsight.migrate import migrate
 
-    cluster = start_cluster()
+    cluster = bench_common.start_cluster(durable=False, extra_args="-c max_wal_size=8GB -c checkpoint_timeout=30min")
     try:
         url = cluster.url()
         migrate(url)

@@ -32,15 +32,16 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common as bench_common  # noqa: E402 - bench/ is not a package
 from browser import ApiServer, chromium, ensure_tracker_built  # noqa: E402
+from doc_sections import write_section as write_doc_section  # noqa: E402
 
 from hindsight.demo import DemoSite  # noqa: E402
 
@@ -62,17 +63,6 @@ class Variant:
     loop_ms: list[float] = field(default_factory=list)
     loop_events: list[int] = field(default_factory=list)
     picture_ms: list[float] = field(default_factory=list)
-
-
-def start_cluster():
-    import testing.postgresql
-
-    from hindsight.pgcluster import SERVER_OPTIONS, binaries
-
-    bins = binaries(Path(tempfile.mkdtemp(prefix="hindsight-bench-pgbin-")))
-    return testing.postgresql.Postgresql(
-        initdb=bins.initdb, postgres=bins.postgres,
-        postgres_args="-h 127.0.0.1 -F -c logging_collector=off " + " ".join(SERVER_OPTIONS))
 
 
 def metrics(cdp) -> dict[str, float]:
@@ -243,7 +233,7 @@ class Result:
 
 def run(rounds: int) -> Result:
     manifest = ensure_tracker_built()
-    cluster = start_cluster()
+    cluster = bench_common.start_cluster(durable=False)
     try:
         from conftest import new_account
         from hindsight.migrate import migrate
@@ -354,10 +344,7 @@ def render(result: Result, command: str) -> str:
 
 def write_section(doc: Path, section: str) -> None:
     """Replace this benchmark's section of the doc (or add it), leaving the others alone."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from doc_sections import write_section as write
-
-    write(doc, "bench/tracker.py", section.replace(BEGIN, "").replace(END, ""))
+    write_doc_section(doc, "bench/tracker.py", section.replace(BEGIN, "").replace(END, ""))
 
 
 def main(argv: list[str] | None = None) -> int:
