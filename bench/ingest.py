@@ -769,6 +769,11 @@ def verify(url: str, result: Result) -> list[str]:
 # --------------------------------------------------------------------------- report
 
 
+def _bound(numerator: float, denominator: float) -> str:
+    """A ratio of CPU times, or "n/a" when /proc counted no ticks (a tiny run: 10 ms per tick)."""
+    return f"{numerator / denominator:.2f}" if denominator > 0 else "n/a (too short to measure)"
+
+
 def render(result: Result, command: str) -> str:
     c, st = result.config, result.settings
     cores = os.cpu_count() or 1
@@ -820,7 +825,7 @@ def render(result: Result, command: str) -> str:
         f"gunicorn {gunicorn_per_event:.0f} µs |",
         f"| CPU per row, COPY (PostgreSQL, median round) | {copy_per_row:.1f} µs |",
         f"| ratio's upper bound from CPU cost: ({cores} cores / API CPU per event) / (1 core / COPY "
-        f"CPU per row) | {cores * copy_per_row / per_event:.2f} (the API with every core to itself, "
+        f"CPU per row) | {_bound(cores * copy_per_row, per_event)} (the API with every core to itself, "
         "no client; the COPY is one backend on one core) |",
         "",
         "Every round (CPU seconds; `others` is what other processes on the machine used meanwhile):",

@@ -159,8 +159,17 @@ def test_filter_replay_play_and_jump_to_the_error(recorded, dashboard):
     assert page.locator("#event-list li.current").count() == 1
     wait_for(lambda: stage.get_attribute("data-screenshot") != first_shot, what="the next page's picture",
              page=page)
+    # Pause. On a slow machine playback may have reached the end (and stopped) while we polled:
+    # then play it again, at 1x so the pause lands mid-session.
+    page.select_option("#speed", "1")
+    if stage.get_attribute("data-playing") == "0":
+        page.click("#play")
+        assert stage.get_attribute("data-playing") == "1"
     page.click("#play")                                   # pause
     assert stage.get_attribute("data-playing") == "0"
+    paused_at = stage.get_attribute("data-time")
+    page.wait_for_timeout(300)
+    assert stage.get_attribute("data-time") == paused_at  # the clock stopped
     snap(page, "replay-playing")
 
     # Jump to the error marker: the clock, the playhead, the picture and the list follow.
