@@ -149,3 +149,22 @@ def test_reads_need_an_analyst_key(client, site, session_id):
         assert client.simulate_get(path, headers={"Authorization": "Bearer hsk_wrong"}).status_code == 401
         # A statistics token is a write credential, not a read one.
         assert client.simulate_get(path, headers={"Authorization": f"Bearer {site.token}"}).status_code == 401
+
+
+def test_sort_by_duration_reads_the_duration_index_both_ways(db_url, site):
+    """The list's duration sort (and its tie-break) is what sessions_account_duration_idx
+    (migration 0018) holds, so PostgreSQL can read the page off the index instead of sorting
+    every session of the account. Sequential scans are off so that the small test table
+    does not make the planner prefer them; a mismatched expression would still need a Sort."""
+    from hindsight.queries.sessions import page_statement
+    from hindsight.schemas import SessionListQuerySchema
+
+    with connect(db_url) as conn:
+        conn.execute("SET LOCAL enable_seqscan = off")
+        for sort in ("-duration", "duration"):
+            q = SessionListQuerySchema().load({"sort": sort, "limit": "50"})
+            statement, params = page_statement(uuid.UUID(site.account_id), q)
+            plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(
+                b"EXPLAIN " + statement.as_bytes(conn), params).fetchall())
+            assert "sessions_account_duration_idx" in plan, plan
+            assert "Sort" not in plan, plan

@@ -7,16 +7,18 @@ Then the files of the server's TimescaleDB edition (`SHOW timescaledb.license`),
 sql/editions/<edition>/ beside sql/migrations/, the same way, recorded per edition
 in schema_editions. A database that ran the apache edition and now runs on the
 timescale edition gets the timescale files on its next migrate (they upgrade it);
-the other way round is refused. An edition file whose first line is
+the other way round is refused. A file (numbered or edition) whose first line is
 `-- migrate: no-transaction` runs statement by statement outside a transaction (for
-commands such as refresh_continuous_aggregate); it must be safe to repeat, and its
-statements end with `;` at the end of a line.
+commands such as refresh_continuous_aggregate or CREATE INDEX CONCURRENTLY); it must be
+safe to repeat after a failure part-way, and its statements end with `;` at the end of a
+line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,12 +68,12 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def _value(conn: psycopg.Connection[Any], query: str) -> Any:
+def _value(conn: psycopg.Connection[Any], query: str, params: tuple = ()) -> Any:
     """The first column of the one row `query` returns, whatever the connection's row factory
     (migrate() uses tuples, /health the pool's dicts). Each query here (SHOW, an aggregate,
     a bare expression) always returns a row."""
     with conn.cursor(row_factory=tuple_row) as cur:
-        return one(cur.execute(query))[0]
+        return one(cur.execute(query, params or None))[0]
 
 
 def _require_timescaledb(conn: psycopg.Connection[Any]) -> None:
@@ -114,6 +116,27 @@ def _statements(sql_text: str) -> list[str]:
     return [p.strip() for p in code]
 
 
+def _lock(conn: psycopg.Connection[TupleRow]) -> None:
+    """Take the migration lock, polling for it rather than queueing: a migrator waiting
+    inside pg_advisory_lock() holds a snapshot for as long as it waits, and CREATE INDEX
+    CONCURRENTLY in the migrator that has the lock waits for every such snapshot (deadlock)."""
+    while not _value(conn, "SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)):
+        time.sleep(0.2)
+
+
+def _apply(conn: psycopg.Connection[TupleRow], migration: Migration, record: str, values: tuple) -> None:
+    """Run one file and record it: in one transaction, or (first line NO_TRANSACTION)
+    statement by statement, recording it once every statement has succeeded."""
+    if migration.sql.startswith(NO_TRANSACTION):
+        for statement in _statements(migration.sql):
+            conn.execute(statement)
+        conn.execute(record, values)
+    else:
+        with conn.transaction():
+            conn.execute(migration.sql)
+            conn.execute(record, values)
+
+
 def _apply_editions(conn: psycopg.Connection[TupleRow], editions_dir: Path, edition: str) -> list[Migration]:
     conn.execute(
         """
@@ -145,17 +168,9 @@ def _apply_editions(conn: psycopg.Connection[TupleRow], editions_dir: Path, edit
                     "add a new file instead of editing an old one"
                 )
             continue
-        record = ("INSERT INTO schema_editions (edition, version, name, checksum) "
-                  "VALUES (%s, %s, %s, %s)", (edition, migration.version, migration.name,
-                                              migration.checksum))
-        if migration.sql.startswith(NO_TRANSACTION):
-            for statement in _statements(migration.sql):
-                conn.execute(statement)
-            conn.execute(*record)
-        else:
-            with conn.transaction():
-                conn.execute(migration.sql)
-                conn.execute(*record)
+        _apply(conn, migration,
+               "INSERT INTO schema_editions (edition, version, name, checksum) VALUES (%s, %s, %s, %s)",
+               (edition, migration.version, migration.name, migration.checksum))
         applied.append(migration)
     return applied
 
@@ -171,7 +186,7 @@ def migrate(database_url: str, directory: Path = MIGRATIONS_DIR, *,
     applied_now: list[Migration] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         _require_timescaledb(conn)
-        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        _lock(conn)
         try:
             conn.execute(
                 """
@@ -197,12 +212,9 @@ def migrate(database_url: str, directory: Path = MIGRATIONS_DIR, *,
                             "add a new migration instead of editing an old one"
                         )
                     continue
-                with conn.transaction():
-                    conn.execute(migration.sql)
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                        (migration.version, migration.name, migration.checksum),
-                    )
+                _apply(conn, migration,
+                       "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                       (migration.version, migration.name, migration.checksum))
                 applied_now.append(migration)
             applied_now += _apply_editions(conn, directory.parent / "editions",
                                            edition or server_edition(conn))
