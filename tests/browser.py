@@ -72,8 +72,8 @@ class ApiServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> ApiServer:
-        env = dict(os.environ, HINDSIGHT_DATABASE_URL=self.db_url, HINDSIGHT_LOG_LEVEL="warning",
-                   HINDSIGHT_RATE_LIMIT_PER_MINUTE="0", **self.env)
+        env = {**os.environ, "HINDSIGHT_DATABASE_URL": self.db_url, "HINDSIGHT_LOG_LEVEL": "warning",
+               "HINDSIGHT_RATE_LIMIT_PER_MINUTE": "0", **self.env}
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [str(HINDSIGHT), "serve", "--bind", f"127.0.0.1:{self.port}",

@@ -16,12 +16,13 @@ from collections.abc import Callable
 import falcon
 import falcon.media
 
-from . import dashboard, errors
+from . import dashboard, errors, ratelimit
 from .db import Pool, create_pool
 from .lifecycle import register as register_lifecycle
 from .middleware import Cors, RateLimiter, RegisteredHosts, RequestLimits
 from .openapi import OpenApi
 from .queries.tenancy import instance_secret
+from .ratelimit import HostCounter
 from .resources.health import Health
 from .resources.sessions import (
     ScreenshotImage,
@@ -60,7 +61,8 @@ _dumps = functools.partial(json.dumps, default=_json_default, separators=(",", "
 def create_app(settings: Settings, pool: Pool, *, keys: KeyRing | None = None,
                ip_hash: IpHasher | None = None, scheduler: Scheduler | None = None,
                clock: Callable[[], dt.datetime] = utc_now,
-               stacks: StatisticsStacks | None = None) -> falcon.App:
+               stacks: StatisticsStacks | None = None,
+               rate_counter: HostCounter | None = None) -> falcon.App:
     """Wire routes, middleware and error handlers around the given collaborators.
 
     Background jobs are registered on `scheduler`; the caller decides whether to start
@@ -79,7 +81,7 @@ def create_app(settings: Settings, pool: Pool, *, keys: KeyRing | None = None,
 
     middleware: list[Cors | RateLimiter | RequestLimits] = [
         Cors(RegisteredHosts(pool)),
-        RateLimiter(settings.rate_limit_per_minute, services.client_ip),
+        RateLimiter(settings.rate_limit_per_minute, services.client_ip, counter=rate_counter),
         RequestLimits(settings.max_body_bytes, settings.max_screenshot_body_bytes),
     ]
     app = falcon.App(middleware=middleware, cors_enable=False)
@@ -134,7 +136,8 @@ def get_app() -> falcon.App:
     pool = create_pool(settings)
     prepare_database(pool)
     scheduler = Scheduler()
-    app = create_app(settings, pool, scheduler=scheduler)
+    # The host's request counts, created by the gunicorn master before it forked us.
+    app = create_app(settings, pool, scheduler=scheduler, rate_counter=ratelimit.host_counter)
     scheduler.start()
     atexit.register(scheduler.stop)
     return app

@@ -25,3 +25,18 @@ loglevel = os.environ.get("HINDSIGHT_LOG_LEVEL", "info")
 wsgi_app = "hindsight.app:get_app()"
 # gunicorn's control socket would be shared by every instance on the machine.
 control_socket_disable = True
+
+
+def on_starting(server):
+    """In the master, before any worker is forked: the host's rate-limit table, which
+    every worker inherits (hindsight.ratelimit)."""
+    from hindsight import ratelimit
+
+    ratelimit.start_host_counter()
+
+
+def on_exit(server):
+    from hindsight import ratelimit
+
+    if ratelimit.host_counter is not None:
+        ratelimit.host_counter.close()

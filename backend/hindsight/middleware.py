@@ -10,6 +10,7 @@ import falcon
 
 from .errors import ApiError
 from .hosts import candidate_domains, hostname_of
+from .ratelimit import HostCounter
 
 JSON_TYPES = ("application/json", "text/plain")  # text/plain: sendBeacon without a preflight
 
@@ -45,14 +46,16 @@ class RequestLimits:
 class RateLimiter:
     """Fixed one-minute windows of requests per client IP, for site and write endpoints.
 
-    Counts live in this process: with N workers an IP gets at most N times the limit.
+    Under gunicorn the counts are the host's (`counter`, shared by its workers: see
+    hindsight.ratelimit); without one (a single process) they live in this process.
     """
 
     def __init__(self, per_minute: int, client_ip: Callable[[falcon.Request], str],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, counter: HostCounter | None = None) -> None:
         self._limit = per_minute
         self._client_ip = client_ip
         self._clock = clock
+        self._counter = counter
         self._lock = threading.Lock()
         self._window = -1
         self._counts: dict[str, int] = {}
@@ -71,12 +74,15 @@ class RateLimiter:
         now = self._clock()
         window = int(now // 60)
         ip = self._client_ip(req)
-        with self._lock:
-            if window != self._window:
-                self._window, self._counts = window, {}
-            count = self._counts.get(ip, 0) + 1
-            self._counts[ip] = count
-        if count > self._limit:
+        if self._counter is not None:
+            count = self._counter.hit(ip, window + 1)   # (+1: window 0 marks a free slot)
+        else:
+            with self._lock:
+                if window != self._window:
+                    self._window, self._counts = window, {}
+                count = self._counts.get(ip, 0) + 1
+                self._counts[ip] = count
+        if count is not None and count > self._limit:
             retry_after = max(1, int(60 - now % 60))
             raise ApiError(falcon.HTTP_429, "Too Many Requests",
                            f"More than {self._limit} requests a minute from this address.",

@@ -54,7 +54,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("HINDSIGHT_MAX_SCREENSHOT_BYTES", "max_screenshot_bytes", 10 * 1024 * 1024, int,
             "Largest decoded screenshot image (the request body may be 4/3 of this plus JSON)."),
     Setting("HINDSIGHT_RATE_LIMIT_PER_MINUTE", "rate_limit_per_minute", 100, int,
-            "Requests per client IP per minute on the site and write endpoints, per worker; 0 disables."),
+            "Requests per client IP per minute on the site and write endpoints, counted once for all "
+            "workers of a host; 0 disables."),
     Setting("HINDSIGHT_TRUST_FORWARDED_FOR", "trust_forwarded_for", False, _bool,
             "Take the client IP from X-Forwarded-For (only behind a trusted reverse proxy)."),
     Setting("HINDSIGHT_WIDGET_JWT_TTL_SECONDS", "widget_jwt_ttl_seconds", 7 * 24 * 3600, int,
