@@ -168,3 +168,26 @@ def test_sort_by_duration_reads_the_duration_index_both_ways(db_url, site):
                 b"EXPLAIN " + statement.as_bytes(conn), params).fetchall())
             assert "sessions_account_duration_idx" in plan, plan
             assert "Sort" not in plan, plan
+
+
+def test_page_url_filter_matches_entry_and_viewed_pages_of_this_account_only(client, site, make_site):
+    other = make_site()
+    entry = _session(client, site, page_url=f"{site.origin}/pricing?plan=team")
+    viewed = _session(client, site, page_url=f"{site.origin}/")
+    _track(client, site, viewed, [{"seq": 0, "timestamp": now_iso(5), "event_type": "page_view",
+                                   "page_url": f"{site.origin}/pricing"}])
+    clicked = _session(client, site, page_url=f"{site.origin}/")           # a click is not a visit
+    _track(client, site, clicked, [{"seq": 0, "timestamp": now_iso(5), "event_type": "click",
+                                    "page_url": f"{site.origin}/pricing"}])
+    foreign = _session(client, other, page_url=f"{other.origin}/")          # another account's visit
+    _track(client, other, foreign, [{"seq": 0, "timestamp": now_iso(5), "event_type": "page_view",
+                                     "page_url": f"{other.origin}/pricing"}])
+
+    def ids(**params):
+        resp = client.simulate_get("/api/v1/sessions", params=params, headers=site.read_headers())
+        assert resp.status_code == 200, resp.json
+        return sorted(row["session_id"] for row in resp.json["data"]), resp.json["total"]
+
+    assert ids(page_url="/pricing") == (sorted([entry, viewed]), 2)
+    assert ids(page_url="/pricing", **{"from": now_iso(-60)}) == (sorted([entry, viewed]), 2)
+    assert ids(page_url="/nowhere") == ([], 0)

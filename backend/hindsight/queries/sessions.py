@@ -90,12 +90,22 @@ def _filters(account_id: uuid.UUID, q: dict[str, Any]) -> tuple[sql.Composable, 
             test = "{} > 0" if q[key] else "{} = 0"
             where.append(sql.SQL(test).format(sql.Identifier(column)))
     if q.get("page_url") is not None:
-        # The entry page, or any page viewed during the session (events index by session).
+        # The entry page, or any page viewed during the session. One pass over the account's
+        # page views (from a day before the range, when it has a start: a session's events
+        # come after it started) gives the set of sessions; a hash join keeps the matching
+        # ones. (A per-session EXISTS probed every chunk's index once per session scanned:
+        # 2.5 s for a common page, 100-190 s for a rare or absent one, at 10 M events.)
+        since = (sql.SQL(" AND e.\"timestamp\" >= %(start)s - interval '1 day'") if q.get("start") is not None
+                 else sql.SQL(""))
         where.append(sql.SQL(
-            "(strpos(page_url, %(page_url)s) > 0 OR EXISTS ("
-            " SELECT 1 FROM events e WHERE e.session_id = sessions.session_id"
-            " AND e.event_type = 'page_view' AND strpos(e.page_url, %(page_url)s) > 0))"
-        ))
+            "session_id IN ("
+            "SELECT p.session_id FROM sessions p"
+            " WHERE p.account_id = %(account_id)s AND strpos(p.page_url, %(page_url)s) > 0"
+            " UNION "
+            "SELECT e.session_id FROM events e"
+            " WHERE e.account_id = %(account_id)s AND e.event_type = 'page_view'"
+            " AND strpos(e.page_url, %(page_url)s) > 0{since})"
+        ).format(since=since))
         params["page_url"] = q["page_url"]
     return sql.SQL(" AND ").join(where), params
 
