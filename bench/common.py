@@ -26,6 +26,24 @@ def start_cluster(*, durable: bool, extra_args: str = ""):
     return testing.postgresql.Postgresql(initdb=bins.initdb, postgres=bins.postgres, postgres_args=args)
 
 
+# Read benchmarks load millions of rows first: fewer checkpoints while they do.
+BULK_LOAD_ARGS = "-c max_wal_size=8GB -c checkpoint_timeout=30min"
+
+
+def on_read_cluster(run, *args):
+    """Start a throw-away read-benchmark cluster (fsync off, bulk-load settings), migrate it,
+    return `run(url, *args)` and stop the cluster, whatever happens."""
+    from hindsight.migrate import migrate
+
+    cluster = start_cluster(durable=False, extra_args=BULK_LOAD_ARGS)
+    try:
+        url = cluster.url()
+        migrate(url)
+        return run(url, *args)
+    finally:
+        cluster.stop()
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

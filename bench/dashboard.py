@@ -377,15 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         config.sessions = args.sessions
     output = args.output if args.output else (None if args.quick else DOC)
 
-    from hindsight.migrate import migrate
-
-    cluster = bench_common.start_cluster(durable=False, extra_args="-c max_wal_size=8GB -c checkpoint_timeout=30min")
-    try:
-        url = cluster.url()
-        migrate(url)
-        result = run_bench(url, config)
-    finally:
-        cluster.stop()
+    result = bench_common.on_read_cluster(run_bench, config)
     for t in result.timings:
         print(f"  {t.name:78s} p50 {t.p50:8.1f} ms   p95 {t.p95:8.1f} ms")
     if output is not None:

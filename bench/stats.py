@@ -493,15 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         config.events = args.events
     output = args.output if args.output else (None if args.quick else DOC)
 
-    from hindsight.migrate import migrate
-
-    cluster = bench_common.start_cluster(durable=False, extra_args="-c max_wal_size=8GB -c checkpoint_timeout=30min")
-    try:
-        url = cluster.url()
-        migrate(url)
-        result = run_bench(url, config)
-    finally:
-        cluster.stop()
+    result = bench_common.on_read_cluster(run_bench, config)
     print(summary(result))
     if output:
         given = argv if argv is not None else sys.argv[1:]
