@@ -9,18 +9,12 @@ that keep it off the network it cannot reach anyway.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import tempfile
-import time
 import urllib.request
 from contextlib import contextmanager
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-HINDSIGHT = REPO / ".venv" / "bin" / "hindsight"
+from harness import REPO, ServeProcess, free_port  # noqa: F401  (re-exported for the browser tests)
+
 DIST = REPO / "tracker" / "dist"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -29,12 +23,6 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--disable-default-apps", "--disable-extensions",
     "--metrics-recording-only", "--no-default-browser-check",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_tracker_built() -> dict:
@@ -54,61 +42,10 @@ def http_json(url: str, headers: dict | None = None, timeout: float = 10.0):
         return json.loads(resp.read())
 
 
-class ApiServer:
-    """`hindsight serve` (gunicorn) on 127.0.0.1 in its own process group; stop() and
-    start() again to take the API down and bring it back on the same port."""
-
-    def __init__(self, db_url: str, port: int | None = None, workers: int = 1,
-                 env: dict[str, str] | None = None) -> None:
-        self.db_url = db_url
-        self.port = port or free_port()
-        self.workers = workers
-        self.env = env or {}
-        self.proc: subprocess.Popen | None = None
-        self.log = Path(tempfile.mkdtemp(prefix="hindsight-api-")) / "gunicorn.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 20.0) -> ApiServer:
-        env = {**os.environ, "HINDSIGHT_DATABASE_URL": self.db_url, "HINDSIGHT_LOG_LEVEL": "warning",
-               "HINDSIGHT_RATE_LIMIT_PER_MINUTE": "0", **self.env}
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [str(HINDSIGHT), "serve", "--bind", f"127.0.0.1:{self.port}",
-                 "--workers", str(self.workers)],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.proc.poll() is None, f"hindsight serve exited:\n{self.log_tail()}"
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"/health never answered:\n{self.log_tail()}"
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        self.proc = None
-
-    def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-n:]
-        except OSError:
-            return "(no log)"
+def ApiServer(db_url: str, port: int | None = None, workers: int = 1,
+              env: dict[str, str] | None = None) -> ServeProcess:
+    """The API for browser tests: one worker unless asked otherwise."""
+    return ServeProcess(db_url, port=port, workers=workers, env=env)
 
 
 @contextmanager

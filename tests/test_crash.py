@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,9 +25,8 @@ import psycopg
 import pytest
 
 from conftest import new_account
+from harness import ServeProcess, http_call
 
-# The console script installed next to this interpreter (/work/main/.venv/bin/hindsight).
-HINDSIGHT = Path(sys.executable).parent / "hindsight"
 CLIENTS = 6              # client threads, one session each
 BATCHES_PER_CLIENT = 60  # upper bound of the load: 6 x 60 x 20 = 7200 events
 EVENTS_PER_BATCH = 20
@@ -40,127 +34,9 @@ KILLS = 5                # kill -9 rounds before the load may finish
 KILL_AFTER_ACKED = 15    # each round: kill -9 once this many more batches were acknowledged
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_call(port: int, method: str, path: str, body=None, headers=None, timeout=10.0):
-    """One request on a fresh connection; returns (status, headers, parsed JSON or None)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        data = None
-        hdrs = dict(headers or {})
-        if body is not None:
-            data = json.dumps(body).encode()
-            hdrs["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=hdrs)
-        resp = conn.getresponse()
-        raw = resp.read()
-        parsed = json.loads(raw) if raw and "json" in (resp.getheader("Content-Type") or "") else None
-        return resp.status, dict(resp.getheaders()), parsed
-    finally:
-        conn.close()
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes whose process group is `pgid`."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...; comm may contain spaces, so split after ')'.
-        rest = stat[stat.rindex(")") + 2:].split()
-        state, pgrp = rest[0], int(rest[2])
-        if pgrp == pgid and state not in ("Z", "X"):
-            pids.append(int(entry))
-    return pids
-
-
-class Server:
-    """`hindsight serve` in its own process group (master + workers)."""
-
-    def __init__(self, db_url: str, port: int, log_dir: Path) -> None:
-        self.db_url, self.port, self.log_dir = db_url, port, log_dir
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self, timeout: float = 20.0) -> None:
-        self.starts += 1
-        env = dict(os.environ, HINDSIGHT_DATABASE_URL=self.db_url,
-                   HINDSIGHT_RATE_LIMIT_PER_MINUTE="0", HINDSIGHT_LOG_LEVEL="warning")
-        self.log = self.log_dir / f"gunicorn-{self.starts}.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [str(HINDSIGHT), "serve", "--bind", f"127.0.0.1:{self.port}", "--workers", "2"],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_ready(self, timeout: float) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.proc.poll() is None, f"gunicorn exited:\n{self.log_tail()}"
-            try:
-                if http_call(self.port, "GET", "/health", timeout=2.0)[0] == 200:
-                    break
-            except (OSError, http.client.HTTPException):
-                pass  # not listening yet
-            assert time.monotonic() < deadline, f"/health never answered 200:\n{self.log_tail()}"
-            time.sleep(0.1)
-        # Both workers must be up so the load really spreads over the processes we kill.
-        while len(group_members(self.proc.pid)) < 3:
-            assert time.monotonic() < deadline, f"workers did not start:\n{self.log_tail()}"
-            time.sleep(0.05)
-
-    def kill9(self) -> int:
-        """SIGKILL the master and every worker at once; return how many processes there were."""
-        assert self.proc is not None
-        pgid = self.proc.pid
-        members = group_members(pgid)
-        os.killpg(pgid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while group_members(pgid):
-            assert time.monotonic() < deadline, f"processes survived kill -9: {group_members(pgid)}"
-            time.sleep(0.05)
-        self.proc = None
-        return len(members)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        pgid = self.proc.pid
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(pgid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        self.proc = None
-
-    def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-n:]
-        except OSError:
-            return "(no log)"
-
-
 @pytest.fixture
 def server(db_url):
-    srv = Server(db_url, free_port(), Path(tempfile.mkdtemp(prefix="hindsight-crash-")))
+    srv = ServeProcess(db_url, workers=2, log_dir=Path(tempfile.mkdtemp(prefix="hindsight-crash-")))
     try:
         srv.start()
         yield srv

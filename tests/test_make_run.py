@@ -7,9 +7,7 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -17,13 +15,10 @@ from pathlib import Path
 
 import pytest
 
-HINDSIGHT = str(Path(sys.executable).with_name("hindsight"))
+import harness
+from harness import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+HINDSIGHT = str(harness.HINDSIGHT)
 
 
 def start(data_dir: Path, api: int, demo: int, db: int) -> tuple[subprocess.Popen, dict]:

@@ -11,7 +11,6 @@ import threading
 import time
 
 from browser import ApiServer
-
 from conftest import new_account
 from hindsight.ratelimit import PROBES, HostCounter
 

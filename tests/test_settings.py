@@ -5,9 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from hindsight.settings import SETTINGS, Settings
+from hindsight.settings import SETTINGS, Settings, rewrite_readme
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_readme_settings_table_is_generated_from_the_declarations():
+    """README's table is what `make docs` writes; edit settings.py, then run `make docs`."""
+    assert rewrite_readme(README) == README, "README's settings table is stale: run `make docs`"
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.env)
@@ -15,10 +20,12 @@ def test_setting_is_documented_in_the_readme_table(setting):
     assert f"| `{setting.env}` |" in README
 
 
-def test_every_settings_field_is_declared_once_with_its_default():
+def test_every_settings_field_is_declared_once_with_its_variable():
     fields = {f.name: f.default for f in dataclasses.fields(Settings)}
     declared = {s.field: s.default for s in SETTINGS}
     assert declared == fields
+    envs = [s.env for s in SETTINGS]
+    assert len(set(envs)) == len(envs) and all(e.startswith("HINDSIGHT_") for e in envs)
 
 
 def test_environment_is_parsed_and_bad_values_are_named():

@@ -10,121 +10,33 @@ from __future__ import annotations
 
 import http.client
 import itertools
-import json
 import os
-import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from conftest import new_account
+from harness import HINDSIGHT, ServeProcess, http_call
 
-HINDSIGHT = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "hindsight"
 INTERNAL_KEY = "crash-internal-key"
 KINDS = ["page_view", "click", "mouse_move", "click", "scroll", "input", "click", "keypress"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def call(port: int, method: str, path: str, body=None, headers=None, timeout=10.0):
     """One request on a fresh connection; (status, parsed JSON or None)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        hdrs = dict(headers or {})
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            hdrs["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=hdrs)
-        resp = conn.getresponse()
-        raw = resp.read()
-        return resp.status, (json.loads(raw) if raw and "json" in (resp.getheader("Content-Type") or "") else None)
-    finally:
-        conn.close()
+    status, _, reply = http_call(port, method, path, body, headers, timeout)
+    return status, reply
 
 
-def live_in_group(pgid: int) -> int:
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            rest = stat[stat.rindex(")") + 2:].split()
-            count += int(rest[2]) == pgid and rest[0] not in ("Z", "X")
-    return count
-
-
-class Server:
-    """`hindsight serve` in its own process group, with fast stack settings."""
-
-    def __init__(self, db_url: str, workers: int, **settings: str) -> None:
-        self.port = free_port()
-        self.workers = workers
-        self.env = dict(os.environ, HINDSIGHT_DATABASE_URL=db_url, HINDSIGHT_RATE_LIMIT_PER_MINUTE="0",
-                        HINDSIGHT_LOG_LEVEL="warning", HINDSIGHT_INTERNAL_API_KEY=INTERNAL_KEY,
-                        **settings)
-        self.logs = Path(tempfile.mkdtemp(prefix="hindsight-stacks-crash-"))
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        self.log = self.logs / f"gunicorn-{self.starts}.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [str(HINDSIGHT), "serve", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, self.tail()
-            try:
-                if call(self.port, "GET", "/health", timeout=2)[0] == 200 \
-                        and live_in_group(self.proc.pid) >= self.workers + 1:
-                    return
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, self.tail()
-            time.sleep(0.05)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while live_in_group(self.proc.pid):
-            assert time.monotonic() < deadline, "processes survived kill -9"
-            time.sleep(0.02)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-            self.proc = None
-
-    def tail(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-3000:]
-        except OSError:
-            return "(no log)"
+def stack_server(db_url: str, workers: int, **settings: str) -> ServeProcess:
+    """`hindsight serve` with the internal API key and the given (fast) stack settings."""
+    return ServeProcess(db_url, workers=workers,
+                        env={"HINDSIGHT_INTERNAL_API_KEY": INTERNAL_KEY, **settings})
 
 
 def site_token(port: int, account: dict, origin: str) -> str:
@@ -260,7 +172,7 @@ def wait_for_blocked_flush(db_url: str, timeout: float = 20.0) -> int:
 
 @pytest.mark.slow
 def test_kill9_at_any_moment_counts_every_committed_event_once(db_url):
-    server = Server(db_url, workers=2, HINDSIGHT_STACKS_MONITOR_INTERVAL_SECONDS="0.25",
+    server = stack_server(db_url, workers=2, HINDSIGHT_STACKS_MONITOR_INTERVAL_SECONDS="0.25",
                     HINDSIGHT_STACKS_EVENT_THRESHOLD="30", HINDSIGHT_STACKS_IDLE_SECONDS="1")
     server.start()
     try:
@@ -308,7 +220,7 @@ def test_two_servers_sharing_tokens(db_url):
     """Two `hindsight serve` processes (think: two hosts) on one database."""
     fast = {"HINDSIGHT_STACKS_MONITOR_INTERVAL_SECONDS": "0.25", "HINDSIGHT_STACKS_EVENT_THRESHOLD": "20",
             "HINDSIGHT_STACKS_IDLE_SECONDS": "600"}
-    a, b = Server(db_url, workers=1, **fast), Server(db_url, workers=1, **fast)
+    a, b = stack_server(db_url, workers=1, **fast), stack_server(db_url, workers=1, **fast)
     a.start()
     b.start()
     try:
@@ -348,13 +260,13 @@ def test_two_servers_sharing_tokens(db_url):
         refused: dict[int, dict] = {}
         failures: list[BaseException] = []
 
-        def send(server: Server) -> None:
+        def send(server: ServeProcess) -> None:
             try:
                 send_until_refused(server)
             except BaseException as ex:  # noqa: BLE001 - reported by the main thread
                 failures.append(ex)
 
-        def send_until_refused(server: Server) -> None:
+        def send_until_refused(server: ServeProcess) -> None:
             sid = str(uuid.uuid4())
             status, reply = call(server.port, "POST", "/api/v1/sessions", {"session_id": sid}, headers)
             assert status == 201, reply
