@@ -74,7 +74,6 @@ class Config:
     batch_size: int = 50          # events per POST /api/v1/track
     clients: int = 8              # concurrent keep-alive HTTP clients
     workers: int = 2              # gunicorn worker processes
-    threads: int = 4              # gunicorn threads per worker
     batches_per_session: int = 10  # a session's batches are sent in order, by one client
     profile_batches: int = 200    # in-process profile: batches timed phase by phase
     quiet_wait: float = 10.0      # before each round, wait this long at most for an idle machine
@@ -220,11 +219,11 @@ def free_port() -> int:
 class ApiServer:
     """`hindsight serve` (gunicorn) as a subprocess on 127.0.0.1."""
 
-    def __init__(self, url: str, workers: int, threads: int) -> None:
+    def __init__(self, url: str, workers: int) -> None:
         self.port = free_port()
         env = dict(os.environ)
         env.update(HINDSIGHT_DATABASE_URL=url, HINDSIGHT_RATE_LIMIT_PER_MINUTE="0",
-                   HINDSIGHT_THREADS=str(threads), HINDSIGHT_LOG_LEVEL="warning")
+                   HINDSIGHT_LOG_LEVEL="warning")
         exe = Path(sys.executable).with_name("hindsight")
         argv = ([str(exe)] if exe.exists() else [sys.executable, "-m", "hindsight.cli"])
         argv += ["serve", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers)]
@@ -579,8 +578,9 @@ def profile_in_process(url: str, site: Site, config: Config
 
     from hindsight.app import create_app
     from hindsight.db import create_pool
+    from hindsight.ingestion import batches
     from hindsight.queries import events as event_queries
-    from hindsight.resources import common, track
+    from hindsight.resources import track
     from hindsight.settings import Settings
 
     settings = Settings(database_url=url, rate_limit_per_minute=0, pool_min=1, pool_max=2)
@@ -611,7 +611,7 @@ def profile_in_process(url: str, site: Site, config: Config
             post(body)
         timed_bodies, profiled_bodies = bodies[warm:n], bodies[n:]
         with PhaseTimer() as timer:
-            timer.wrap(common.json, "loads", "JSON parse")
+            timer.wrap(falcon.Request, "get_media", "JSON parse")  # the app's JSON handler
             timer.wrap(schema, "load", "marshmallow validation")
             timer.wrap(ConnectionPool, "getconn", "pool checkout")
             timer.wrap(ConnectionPool, "putconn", "pool return")
@@ -621,7 +621,7 @@ def profile_in_process(url: str, site: Site, config: Config
             timer.wrap(event_queries, "insert_new_batch_authorized",
                        "one statement: check token + INSERT + UPDATE + COMMIT")
             # The step-by-step path (errors, re-sent batches); unused by this load.
-            timer.wrap(track, "authorize_write", "slow path: BEGIN + token/session SELECT")
+            timer.wrap(batches, "authorize", "slow path: BEGIN + token/session SELECT")
             timer.wrap(event_queries, "insert_batch", "slow path: INSERT + UPDATE")
             timer.wrap(psycopg.Transaction, "__exit__", "slow path: COMMIT")
             t0 = time.perf_counter()
@@ -664,7 +664,7 @@ def run_bench(url: str, config: Config, postgres_pid: int | None = None, log=pri
     result = Result(config=config, settings=server_settings(url),
                     loadavg=" ".join(Path("/proc/loadavg").read_text().split()[:3]))
     work = Path(tempfile.mkdtemp(prefix="hindsight-bench-"))
-    server = ApiServer(url, config.workers, config.threads)
+    server = ApiServer(url, config.workers)
     try:
         site = site_flow(server, url)
         meter = CpuMeter(server.proc.pid, postgres_pid)
@@ -793,8 +793,8 @@ def render(result: Result, command: str) -> str:
         f"({st.get('timescaledb.license')} edition), a throw-away cluster on the local disk started by "
         f"the bench; fsync={st.get('fsync')}, synchronous_commit={st.get('synchronous_commit')}, "
         f"full_page_writes={st.get('full_page_writes')}, shared_buffers={st.get('shared_buffers')}",
-        f"- API: `hindsight serve --workers {c.workers}` (gunicorn gthread, {c.threads} threads per "
-        "worker; the other settings at their defaults but the rate limit, which is off), on "
+        f"- API: `hindsight serve --workers {c.workers}` (gunicorn with Hindsight's gevent "
+        "worker, hindsight.worker.HindsightWorker; the other settings at their defaults but the rate limit, which is off), on "
         "127.0.0.1, with its scheduler (the statistics stacks' flushes) running as in production",
         f"- Load: {c.rounds} round(s); each posts {c.events:,} events in batches of {c.batch_size}, "
         f"every batch once, from {c.clients} concurrent keep-alive clients (threads with http.client "
@@ -848,7 +848,7 @@ def render(result: Result, command: str) -> str:
         "Origin (inside the same statement as the insert, which runs as its own transaction: one "
         "round trip per batch), the session's counters, the statistics stacks' ledger row, and a "
         "durable commit for every batch where the COPY commits once; the stacks' flushes "
-        "(journey steps, usage) run meanwhile on the workers' scheduler threads and count in the "
+        "(journey steps, usage) run meanwhile on the workers' scheduler (a greenlet) and count in the "
         "API's CPU. A re-sent batch fails that statement on its primary key and is stored again "
         "step by step with ON CONFLICT DO NOTHING (not exercised by this load).",
         "",
@@ -897,13 +897,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="rounds of (COPY, API) (default 3)")
     parser.add_argument("--clients", type=int, help="concurrent HTTP clients (default 8)")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default 2)")
-    parser.add_argument("--threads", type=int, help="gunicorn threads per worker (default 4)")
     parser.add_argument("--output", type=Path, default=None,
                         help=f"where to write the results (default {DOC.relative_to(ROOT)}; "
                              "--quick writes nothing unless given)")
     args = parser.parse_args(argv)
     config = Config.quick() if args.quick else Config()
-    for name in ("events", "rounds", "clients", "workers", "threads"):
+    for name in ("events", "rounds", "clients", "workers"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     output = args.output if args.output else (None if args.quick else DOC)

@@ -25,7 +25,7 @@ def load_bench():
 def test_quick_bench_stores_every_row_it_sent(db_url):
     bench = load_bench()
     config = bench.Config.quick()
-    config.events, config.clients, config.workers, config.threads = 500, 2, 1, 2
+    config.events, config.clients, config.workers = 500, 2, 1
     config.batches_per_session, config.profile_batches = 5, 6
 
     result = bench.run_bench(db_url, config, log=lambda *args: None)

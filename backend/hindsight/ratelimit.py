@@ -10,6 +10,13 @@ killed mid-update (kill -9, the OOM killer) cannot block the others; at worst th
 increment is lost. Threads of one worker take a thread lock first (record locks do not
 exclude threads of the same process).
 
+Under `hindsight serve` (gevent: hindsight.worker) a worker's requests are greenlets of one
+thread. Nothing between taking and releasing the locks lets gevent switch greenlets
+(`fcntl.lockf` is a plain system call, not patched: while another worker holds the record
+lock, for the microseconds of its update, this whole worker waits), so a greenlet never finds
+the thread lock taken; the lock, created in the master before gevent patches the worker, is
+the real one, and still excludes real threads if there are any.
+
 The table is open-addressed: an address hashes to a slot and probes the next few. Entries
 belong to one fixed minute ("window"); an entry of an older window is free. Within a window
 entries are never removed, so an address's entry always comes before the first free slot of

@@ -1,7 +1,9 @@
-"""Every setting Hindsight reads, declared once with its default and its help.
+"""Every setting Hindsight reads, declared once: a field of `Settings` with its default,
+its environment variable and its help.
 
-`Settings.from_env()` is the only place the environment is read. README.md has a
-table generated from `SETTINGS`; a test checks that each one is documented there.
+`Settings.from_env()` is the only place the environment is read. README.md's settings
+table is generated from these declarations (`make docs` rewrites it; tests/test_settings.py
+fails when it is stale).
 """
 
 from __future__ import annotations
@@ -30,126 +32,123 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("HINDSIGHT_DATABASE_URL", "database_url", "", str,
-            "PostgreSQL URL (libpq syntax). Empty: `make run` uses its embedded cluster under var/."),
-    Setting("HINDSIGHT_BIND", "bind", "127.0.0.1:8000", str,
-            "Address and port `hindsight serve` listens on."),
-    Setting("HINDSIGHT_WORKERS", "workers", 2, int,
-            "Number of gunicorn worker processes."),
-    Setting("HINDSIGHT_THREADS", "threads", 4, int,
-            "Threads per gunicorn worker (gthread): requests one worker serves at once."),
-    Setting("HINDSIGHT_PUBLIC_URL", "public_url", "", str,
-            "URL visitors' browsers use to reach the API (printed by `make run`); empty: http://BIND."),
-    Setting("HINDSIGHT_POOL_MIN", "pool_min", 1, int,
-            "Minimum database connections per worker."),
-    Setting("HINDSIGHT_POOL_MAX", "pool_max", 8, int,
-            "Maximum database connections per worker."),
-    Setting("HINDSIGHT_POOL_TIMEOUT", "pool_timeout", 5.0, float,
-            "Seconds a request waits for a database connection before answering 503."),
-    Setting("HINDSIGHT_STATEMENT_TIMEOUT_MS", "statement_timeout_ms", 15000, int,
-            "Time limit for any single SQL statement issued by the API, in milliseconds."),
-    Setting("HINDSIGHT_MAX_BODY_BYTES", "max_body_bytes", 1_048_576, int,
-            "Largest accepted request body for JSON endpoints (413 above)."),
-    Setting("HINDSIGHT_MAX_SCREENSHOT_BYTES", "max_screenshot_bytes", 10 * 1024 * 1024, int,
-            "Largest decoded screenshot image (the request body may be 4/3 of this plus JSON)."),
-    Setting("HINDSIGHT_RATE_LIMIT_PER_MINUTE", "rate_limit_per_minute", 100, int,
-            "Requests per client IP per minute on the site and write endpoints, counted once for all "
-            "workers of a host; 0 disables."),
-    Setting("HINDSIGHT_TRUST_FORWARDED_FOR", "trust_forwarded_for", False, _bool,
-            "Take the client IP from X-Forwarded-For (only behind a trusted reverse proxy)."),
-    Setting("HINDSIGHT_WIDGET_JWT_TTL_SECONDS", "widget_jwt_ttl_seconds", 7 * 24 * 3600, int,
-            "Lifetime of a widget JWT."),
-    Setting("HINDSIGHT_STATISTICS_TOKEN_TTL_SECONDS", "statistics_token_ttl_seconds", 24 * 3600, int,
-            "Lifetime of a statistics token; a new one is issued once half of it has passed."),
-    Setting("HINDSIGHT_IP_HASH_KEY", "ip_hash_key", "", str,
-            "Key for hashing client IPs (HMAC-SHA256). Empty: a random key kept in the database."),
-    Setting("HINDSIGHT_DATA_DIR", "data_dir", "var", str,
-            "Where `make run` keeps its embedded PostgreSQL cluster and logs."),
-    Setting("HINDSIGHT_EMBEDDED_PORT", "embedded_port", 54329, int,
-            "Port of the embedded PostgreSQL cluster (listens on 127.0.0.1 only)."),
-    Setting("HINDSIGHT_DEMO_PORT", "demo_port", 8001, int,
-            "Port of the demo site `make run` serves with tracker.js installed (http://localhost:PORT/); 0: none."),
-    Setting("HINDSIGHT_LOG_LEVEL", "log_level", "info", str,
-            "Log level: debug, info, warning, error."),
-    Setting("HINDSIGHT_EVENTS_RETENTION_DAYS", "events_retention_days", 30, int,
-            "Days raw events, sessions and screenshots are kept (at least 7); accounts.events_retention_days overrides it per account."),
-    Setting("HINDSIGHT_ROLLUP_RETENTION_DAYS", "rollup_retention_days", 730, int,
-            "Days the dashboard's roll-ups (hourly, daily) are kept."),
-    Setting("HINDSIGHT_LIFECYCLE_JOBS", "lifecycle_jobs", True, _bool,
-            "Run the lifecycle jobs (roll-up refresh, retention) from this process; one process runs each at a time anyway."),
-    Setting("HINDSIGHT_ROLLUP_REFRESH_SECONDS", "rollup_refresh_seconds", 300.0, float,
-            "How often the scheduler refreshes its roll-ups (all of them on the apache edition, sessions_daily on timescale)."),
-    Setting("HINDSIGHT_RETENTION_INTERVAL_SECONDS", "retention_interval_seconds", 3600.0, float,
-            "How often the retention job runs (raw events, sessions, screenshots, unreferenced images, old roll-ups)."),
-    Setting("HINDSIGHT_STACKS_MONITOR_INTERVAL_SECONDS", "stacks_monitor_interval_seconds", 60.0, float,
-            "How often the statistics-stack monitor runs (flushes idle stacks, drops revoked ones)."),
-    Setting("HINDSIGHT_STACKS_EVENT_THRESHOLD", "stacks_event_threshold", 50, int,
-            "A statistics stack is flushed once it holds this many events (within a quarter second)."),
-    Setting("HINDSIGHT_STACKS_IDLE_SECONDS", "stacks_idle_seconds", 1800.0, float,
-            "A statistics stack with no new event for this long is flushed by the next monitor run."),
-    Setting("HINDSIGHT_STACKS_MEMORY_LIMIT_MB", "stacks_memory_limit_mb", 64.0, float,
-            "Memory for the statistics stacks of one worker; above it the largest are flushed early."),
-    Setting("HINDSIGHT_INTERNAL_API_KEY", "internal_api_key", "", str,
-            "Bearer key of the internal token API (/api/token). Empty: that API answers 403."),
-    Setting("HINDSIGHT_DASHBOARD_SESSION_HOURS", "dashboard_session_hours", 12.0, float,
-            "How long a dashboard login lasts, in hours (then the analyst logs in again)."),
-    Setting("HINDSIGHT_LOGIN_FAILURES_PER_EMAIL", "login_failures_per_email", 5, int,
-            "Failed dashboard logins allowed per e-mail address in 15 minutes (then 429)."),
-    Setting("HINDSIGHT_LOGIN_FAILURES_PER_IP", "login_failures_per_ip", 20, int,
-            "Failed dashboard logins allowed per client address in 15 minutes (then 429)."),
-)
+def setting(default: Any, env: str, help: str) -> Any:
+    """A settings field: its default, the environment variable that sets it, and its help
+    (Markdown, as it appears in README's table)."""
+    return dataclasses.field(default=default, metadata={"env": env, "help": help})
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    database_url: str = ""
-    bind: str = "127.0.0.1:8000"
-    workers: int = 2
-    threads: int = 4
-    public_url: str = ""
-    pool_min: int = 1
-    pool_max: int = 8
-    pool_timeout: float = 5.0
-    statement_timeout_ms: int = 15000
-    max_body_bytes: int = 1_048_576
-    max_screenshot_bytes: int = 10 * 1024 * 1024
-    rate_limit_per_minute: int = 100
-    trust_forwarded_for: bool = False
-    widget_jwt_ttl_seconds: int = 7 * 24 * 3600
-    statistics_token_ttl_seconds: int = 24 * 3600
-    ip_hash_key: str = ""
-    data_dir: str = "var"
-    embedded_port: int = 54329
-    demo_port: int = 8001
-    log_level: str = "info"
-    events_retention_days: int = 30
-    rollup_retention_days: int = 730
-    lifecycle_jobs: bool = True
-    rollup_refresh_seconds: float = 300.0
-    retention_interval_seconds: float = 3600.0
-    stacks_monitor_interval_seconds: float = 60.0
-    stacks_event_threshold: int = 50
-    stacks_idle_seconds: float = 1800.0
-    stacks_memory_limit_mb: float = 64.0
-    internal_api_key: str = ""
-    dashboard_session_hours: float = 12.0
-    login_failures_per_email: int = 5
-    login_failures_per_ip: int = 20
+    database_url: str = setting('', "HINDSIGHT_DATABASE_URL",
+            'PostgreSQL URL (libpq syntax). Empty: `make run` uses its embedded cluster under var/.')
+    bind: str = setting('127.0.0.1:8000', "HINDSIGHT_BIND",
+            'Address and port `hindsight serve` listens on.')
+    workers: int = setting(2, "HINDSIGHT_WORKERS",
+            'Number of gunicorn worker processes.')
+    worker_connections: int = setting(1000, "HINDSIGHT_WORKER_CONNECTIONS",
+            'Connections one worker holds at once, idle keep-alive ones included (gevent: a greenlet '
+            'each, not a thread); keep the open-files limit (`ulimit -n`) above workers × this.')
+    head_timeout_seconds: float = setting(10.0, "HINDSIGHT_HEAD_TIMEOUT_SECONDS",
+            "Time a client has to send a request's line and headers, from their first byte; then "
+            "`408` and the connection is closed. An idle connection is closed after 5 s (gunicorn's "
+            'keep-alive).')
+    body_timeout_seconds: float = setting(10.0, "HINDSIGHT_BODY_TIMEOUT_SECONDS",
+            "Time a client has to send a request body, from the server's first read of it, plus one "
+            'second per `HINDSIGHT_BODY_MIN_RATE` bytes received; then `408` and the connection is '
+            'closed.')
+    body_min_rate: int = setting(32768, "HINDSIGHT_BODY_MIN_RATE",
+            'Bytes per second of a request body that earn it one more second (the largest screenshot '
+            'body, 14 MB, may take 10 + 429 s).')
+    public_url: str = setting('', "HINDSIGHT_PUBLIC_URL",
+            "URL visitors' browsers use to reach the API (printed by `make run`); empty: `http://` + "
+            'bind.')
+    pool_min: int = setting(1, "HINDSIGHT_POOL_MIN",
+            'Minimum database connections per worker.')
+    pool_max: int = setting(8, "HINDSIGHT_POOL_MAX",
+            'Maximum database connections per worker.')
+    pool_timeout: float = setting(5.0, "HINDSIGHT_POOL_TIMEOUT",
+            'Seconds a request waits for a database connection before answering 503.')
+    statement_timeout_ms: int = setting(15000, "HINDSIGHT_STATEMENT_TIMEOUT_MS",
+            'Time limit for any single SQL statement issued by the API, in milliseconds.')
+    max_body_bytes: int = setting(1_048_576, "HINDSIGHT_MAX_BODY_BYTES",
+            'Largest accepted request body for JSON endpoints (413 above, checked before reading).')
+    max_screenshot_bytes: int = setting(10 * 1024 * 1024, "HINDSIGHT_MAX_SCREENSHOT_BYTES",
+            'Largest decoded screenshot image (the request body may be 4/3 of this plus JSON).')
+    max_recording_body_bytes: int = setting(2 * 1024 * 1024, "HINDSIGHT_MAX_RECORDING_BODY_BYTES",
+            'Largest accepted DOM recording segment as sent (gzip); decompressed, at most 16 MiB (413 '
+            'above).')
+    rate_limit_per_minute: int = setting(100, "HINDSIGHT_RATE_LIMIT_PER_MINUTE",
+            'Requests per client IP per minute on the site and write endpoints, counted once for all '
+            'workers of a host; 0 disables.')
+    trust_forwarded_for: bool = setting(False, "HINDSIGHT_TRUST_FORWARDED_FOR",
+            'Take the client IP from X-Forwarded-For (only behind a trusted reverse proxy).')
+    widget_jwt_ttl_seconds: int = setting(7 * 24 * 3600, "HINDSIGHT_WIDGET_JWT_TTL_SECONDS",
+            'Lifetime of a widget JWT (7 days).')
+    statistics_token_ttl_seconds: int = setting(86400, "HINDSIGHT_STATISTICS_TOKEN_TTL_SECONDS",
+            'Lifetime of a statistics token; a new one is issued once half of it has passed.')
+    ip_hash_key: str = setting('', "HINDSIGHT_IP_HASH_KEY",
+            'Key for hashing client IPs (HMAC-SHA256). Empty: a random key kept in the database.')
+    data_dir: str = setting('var', "HINDSIGHT_DATA_DIR",
+            'Where `make run` keeps its embedded PostgreSQL cluster and the demo account.')
+    embedded_port: int = setting(54329, "HINDSIGHT_EMBEDDED_PORT",
+            'Port of the embedded PostgreSQL cluster (listens on 127.0.0.1 only).')
+    demo_port: int = setting(8001, "HINDSIGHT_DEMO_PORT",
+            'Port of the demo site `make run` serves with tracker.js installed '
+            '(http://localhost:PORT/); `0`: none.')
+    log_level: str = setting('info', "HINDSIGHT_LOG_LEVEL",
+            'Log level: debug, info, warning, error.')
+    events_retention_days: int = setting(30, "HINDSIGHT_EVENTS_RETENTION_DAYS",
+            'Days raw events, sessions and screenshots are kept (at least 7); '
+            '`accounts.events_retention_days` overrides it per account '
+            '([docs/operations.md](docs/operations.md)).')
+    rollup_retention_days: int = setting(730, "HINDSIGHT_ROLLUP_RETENTION_DAYS",
+            "Days the dashboard's roll-ups (hourly and daily) are kept.")
+    lifecycle_jobs: bool = setting(True, "HINDSIGHT_LIFECYCLE_JOBS",
+            'Run the lifecycle jobs (roll-up refresh, retention) from this process; an advisory lock '
+            'keeps each to one process at a time anyway.')
+    rollup_refresh_seconds: float = setting(300.0, "HINDSIGHT_ROLLUP_REFRESH_SECONDS",
+            'How often the scheduler refreshes its roll-ups (all of them on the apache edition, '
+            '`sessions_daily` on the timescale edition).')
+    retention_interval_seconds: float = setting(3600.0, "HINDSIGHT_RETENTION_INTERVAL_SECONDS",
+            'How often the retention job runs (raw events, sessions, screenshots, unreferenced '
+            'images, old roll-ups).')
+    stacks_monitor_interval_seconds: float = setting(60.0, "HINDSIGHT_STACKS_MONITOR_INTERVAL_SECONDS",
+            'How often the statistics-stack monitor runs (flushes idle stacks, drops revoked ones, '
+            're-enables hosts under their limit).')
+    stacks_event_threshold: int = setting(50, "HINDSIGHT_STACKS_EVENT_THRESHOLD",
+            'A statistics stack is flushed once it holds this many events (within a quarter second, '
+            'not waiting for the monitor).')
+    stacks_idle_seconds: float = setting(1800.0, "HINDSIGHT_STACKS_IDLE_SECONDS",
+            'A statistics stack with no new event for this long is flushed by the next monitor run.')
+    stacks_memory_limit_mb: float = setting(64.0, "HINDSIGHT_STACKS_MEMORY_LIMIT_MB",
+            'Memory for the statistics stacks of one worker; when reached, the largest stacks are '
+            'flushed early (nothing is dropped).')
+    internal_api_key: str = setting('', "HINDSIGHT_INTERNAL_API_KEY",
+            'Bearer key of the internal token API (`POST/PUT/DELETE /api/token`). Empty: that API '
+            'answers `403`.')
+    dashboard_session_hours: float = setting(12.0, "HINDSIGHT_DASHBOARD_SESSION_HOURS",
+            'How long a dashboard login lasts, in hours (then the analyst logs in again).')
+    login_failures_per_email: int = setting(5, "HINDSIGHT_LOGIN_FAILURES_PER_EMAIL",
+            'Failed dashboard logins allowed per e-mail address from one client address in 15 minutes '
+            '(then `429` for that address; 100 from all addresses together lock the e-mail out '
+            'everywhere; `hindsight users unlock EMAIL` lifts it).')
+    login_failures_per_ip: int = setting(20, "HINDSIGHT_LOGIN_FAILURES_PER_IP",
+            'Failed dashboard logins allowed per client address in 15 minutes (then `429`).')
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from the environment; `overrides` win over it."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for setting in SETTINGS:
-            raw = environ.get(setting.env)
+        for declared in SETTINGS:
+            raw = environ.get(declared.env)
             if raw is None:
                 continue
             try:
-                values[setting.field] = setting.parse(raw)
+                values[declared.field] = declared.parse(raw)
             except ValueError as ex:
-                raise SystemExit(f"{setting.env}: {ex}") from ex
+                raise SystemExit(f"{declared.env}: {ex}") from ex
         values.update(overrides)
         return cls(**values)
 
@@ -164,3 +163,50 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+_PARSERS: dict[type, Callable[[str], Any]] = {bool: _bool, int: int, float: float, str: str}
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.metadata["env"], f.name, f.default, _PARSERS[type(f.default)], f.metadata["help"])
+    for f in dataclasses.fields(Settings)
+)
+
+
+def _default_text(value: Any) -> str:
+    if value == "":
+        return "(empty)"
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    return f"`{value}`"
+
+
+def readme_table() -> str:
+    """README's settings table, generated from the declarations above."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{s.env}` | {_default_text(s.default)} | {s.help} |" for s in SETTINGS]
+    return "\n".join(rows) + "\n"
+
+
+TABLE_START = "<!-- settings table: generated by `make docs` from backend/hindsight/settings.py -->\n"
+TABLE_END = "<!-- end of settings table -->\n"
+
+
+def rewrite_readme(text: str) -> str:
+    """`text` (README.md) with the table between the markers replaced by `readme_table()`."""
+    start = text.index(TABLE_START) + len(TABLE_START)
+    end = text.index(TABLE_END, start)
+    return text[:start] + readme_table() + text[end:]
+
+
+if __name__ == "__main__":  # make docs: python -m hindsight.settings README.md
+    import sys
+
+    path = sys.argv[1]
+    with open(path, encoding="utf-8") as f:
+        old = f.read()
+    new = rewrite_readme(old)
+    if new != old:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
+        print(f"{path}: settings table rewritten")
