@@ -1,6 +1,6 @@
 # The Hindsight API image. The same steps as `make run` (scripts/bootstrap.sh, then
 # `hindsight dev`), minus the embedded database, which docker-compose.yml provides:
-#   1. build tracker.js:           npm ci && npm run build   (in tracker/)
+#   1. build tracker.js:           npm ci && npm run build   (in tracker/, and the replayer in dashboard/)
 #   2. install Hindsight:          pip install -e .          (setup.cfg pins every dependency)
 #   3. on start:                   hindsight migrate && hindsight serve
 # Settings come from the environment (README.md, "Settings").
@@ -11,6 +11,11 @@ COPY tracker/package.json tracker/package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
 COPY tracker/ ./
 RUN npm run --silent build
+
+FROM node:20-bookworm-slim AS dashboard
+WORKDIR /src/dashboard
+COPY dashboard/package.json dashboard/package-lock.json dashboard/build.mjs ./
+RUN npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
@@ -27,6 +32,7 @@ COPY backend/hindsight/__init__.py backend/hindsight/__init__.py
 RUN pip install -e .
 COPY . .
 COPY --from=tracker /src/tracker/dist tracker/dist
+COPY --from=dashboard /src/dashboard/static/dist dashboard/static/dist
 RUN useradd --system --uid 10001 --home-dir /app hindsight
 USER hindsight
 ENV HINDSIGHT_BIND=0.0.0.0:8000

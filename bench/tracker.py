@@ -18,8 +18,12 @@ One run, one machine, one headless Chromium (Debian's), the same demo page:
    events the recorder kept (the work on events it skips or merges counts too);
 4. one screenshot (tracker.js's lazy chunk: html2canvas + masking + JPEG encoding) and, for
    comparison, one rrweb full snapshot (its picture of the page), main-thread time each;
-5. bundle sizes, raw and gzip, from tracker/dist/manifest.json;
-6. writes its section of docs/BENCHMARKS.md (between markers; other sections stay).
+5. DOM recording (tracker.js's lazy record chunk: rrweb's recorder with tracker.js's masking,
+   its events serialized into segments): the main-thread time of a page load spent in the
+   chunk (its first full snapshot included, CPU profile), and of one full snapshot on the
+   demo page and on the demo page with 5,000 more list items, next to plain rrweb's;
+6. bundle sizes, raw and gzip, from tracker/dist/manifest.json;
+7. writes its two sections of docs/BENCHMARKS.md (between markers; other sections stay).
 
     .venv/bin/python bench/tracker.py             # about a minute
     .venv/bin/python bench/tracker.py --quick     # one round, prints, does not write the doc
@@ -28,6 +32,7 @@ One run, one machine, one headless Chromium (Debian's), the same demo page:
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -40,14 +45,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as bench_common  # noqa: E402 - bench/ is not a package
-from browser import ApiServer, chromium, ensure_tracker_built  # noqa: E402
 from doc_sections import write_section as write_doc_section  # noqa: E402
 
+from browser import ApiServer, chromium, ensure_tracker_built  # noqa: E402
 from hindsight.demo import DemoSite  # noqa: E402
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- bench/tracker.py: begin -->", "<!-- bench/tracker.py: end -->"
+RECORDING_SECTION = "bench/tracker.py recording"
 VARIANTS = ("none", "hindsight", "rrweb")
+LARGE_ITEMS = 5000  # list items added for the large page
 LOOP = 1000  # rounds of (click, key, keystroke, mouse move) in the dispatch loop
 TARGET_EVENT_MS = 0.05
 TARGET_GZIP = 6 * 1024
@@ -63,6 +70,19 @@ class Variant:
     loop_ms: list[float] = field(default_factory=list)
     loop_events: list[int] = field(default_factory=list)
     picture_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Recording:
+    """DOM recording: tracker.js's record chunk next to plain rrweb (milliseconds)."""
+    load_ms: list[float] = field(default_factory=list)  # page load, in the chunk's code
+    snapshot_ms: dict[str, list[float]] = field(default_factory=dict)  # "tracker demo" -> runs
+
+    def add(self, key: str, ms: float) -> None:
+        self.snapshot_ms.setdefault(key, []).append(ms)
+
+    def median(self, key: str) -> float:
+        return statistics.median(self.snapshot_ms[key])
 
 
 def metrics(cdp) -> dict[str, float]:
@@ -144,7 +164,9 @@ SCREENSHOT = """async () => {
   await new Promise((ok, fail) => { if (window.__hindsightCapture) return ok();
     const s = document.createElement('script'); s.src = document.querySelector('script[src$="tracker.js"]').src.replace('tracker.js', 'tracker/' + CHUNK);
     s.onload = ok; s.onerror = fail; document.head.appendChild(s); });
-  const shot = await window.__hindsightCapture.default({maxWidth: 1024, format: 'jpeg', quality: 0.6, mask: '', maskAll: false});
+  // tracker.js's defaults: every field masked.
+  const shot = await window.__hindsightCapture.shoot({mask: '', maskAll: true, maskText: false},
+                                                      {maxWidth: 1024, format: 'jpeg', quality: 0.6});
   return shot ? shot.image_data.length : 0;
 }"""
 
@@ -206,12 +228,59 @@ def measure_pictures(browser, site: DemoSite, variant: Variant, chunk: str, roun
         context.close()
 
 
+# One synchronous full snapshot, timed in the page: rrweb serializes the DOM (tracker.js's
+# chunk also masks every text node and field and turns each event into segment JSON).
+SNAPSHOT = """recorder => {
+  const take = recorder == 'tracker' ? () => window.__hindsightRecord.record.takeFullSnapshot()
+                                     : () => rrwebRecord.takeFullSnapshot();
+  const t0 = performance.now();
+  take();
+  return performance.now() - t0;
+}"""
+GROW = """n => {
+  const items = [];
+  for (let i = 0; i < n; i++) items.push('<li class="row"><b>Item ' + i + '</b> <span>in stock</span></li>');
+  document.querySelector('main').insertAdjacentHTML('beforeend', '<ul id="large">' + items.join('') + '</ul>');
+  return document.getElementsByTagName('*').length;
+}"""
+
+
+def measure_recording(browser, sites: dict[str, DemoSite], chunk: str, rec: Recording) -> None:
+    """tracker.js's DOM recording on the demo page: the page load's time in the record chunk
+    (CPU profile), then one full snapshot on the demo page and on a large one; plain rrweb
+    for comparison."""
+    for recorder, site in (("tracker", sites["recording"]), ("rrweb", sites["rrweb"])):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        if recorder == "tracker":
+            cdp.send("Profiler.enable")
+            cdp.send("Profiler.setSamplingInterval", {"interval": 50})
+            cdp.send("Profiler.start")
+        page.goto(site.url() + "/")
+        if recorder == "tracker":
+            page.wait_for_function("() => !!window.__hindsightRecord")
+            page.wait_for_timeout(800)
+            rec.load_ms.append(recorder_time_ms(cdp.send("Profiler.stop")["profile"], chunk))
+        else:
+            page.wait_for_timeout(800)
+        page.evaluate(SNAPSHOT, recorder)  # warm: functions compiled
+        rec.add(f"{recorder} demo", page.evaluate(SNAPSHOT, recorder))
+        rec.add("elements demo", page.evaluate("document.getElementsByTagName('*').length"))
+        rec.add("elements large", page.evaluate(GROW, LARGE_ITEMS))
+        page.wait_for_timeout(300)  # the mutations of growing it are recorded first
+        rec.add(f"{recorder} large", page.evaluate(SNAPSHOT, recorder))
+        context.close()
+
+
 @dataclass
 class Result:
     variants: dict[str, Variant]
     manifest: dict
     rounds: int
     chromium: str
+    recording: Recording
+    load: float  # the machine's 1-minute load average at the end of the run
 
     def visit_cost(self, name: str) -> tuple[float, float]:
         """(median main-thread ms in the recorder's code during the visit, per recorded event)."""
@@ -245,11 +314,15 @@ def run(rounds: int) -> Result:
             account = new_account(url, "localhost")
             sites = {
                 "none": DemoSite(api.url, account["account_id"], recorder="none").start(),
+                # The events alone: screenshots and the DOM recording are measured apart.
                 "hindsight": DemoSite(api.url, account["account_id"],
-                                      attrs={"data-screenshots": "off"}).start(),
+                                      attrs={"data-screenshots": "off", "data-record": "off"}).start(),
                 "rrweb": DemoSite(api.url, account["account_id"], recorder="rrweb").start(),
+                "recording": DemoSite(api.url, account["account_id"],
+                                      attrs={"data-screenshots": "off"}).start(),
             }
             variants = {name: Variant(name) for name in VARIANTS}
+            recording = Recording()
             try:
                 with chromium() as browser:
                     version = browser.version
@@ -260,6 +333,8 @@ def run(rounds: int) -> Result:
                     for name in VARIANTS:
                         measure_pictures(browser, sites[name], variants[name],
                                          manifest["capture_chunk"], max(2, rounds // 2))
+                    for _ in range(max(2, rounds // 2)):
+                        measure_recording(browser, sites, manifest["record_chunk"], recording)
             finally:
                 for site in sites.values():
                     site.stop()
@@ -267,7 +342,7 @@ def run(rounds: int) -> Result:
             api.stop()
     finally:
         cluster.stop()
-    return Result(variants, manifest, rounds, version)
+    return Result(variants, manifest, rounds, version, recording, os.getloadavg()[0])
 
 
 def kb(n: int) -> str:
@@ -291,7 +366,8 @@ def render(result: Result, command: str) -> str:
         f"Command: `{command}` — {time.strftime('%Y-%m-%d')}, {cpu}, 2 cores, headless Chromium "
         f"{result.chromium} (Debian), {result.rounds} rounds per recorder in alternating order; medians.",
         "The same demo page (tracker/demo/index.html) is recorded by nothing, by tracker.js "
-        "(screenshots off here, measured below) and by rrweb's `record()` (npm `rrweb` 2.2.2, "
+        "(screenshots and DOM recording off here: measured below and in the next section) and "
+        "by rrweb's `record()` (npm `rrweb` 2.2.2, "
         "bundled by the same esbuild; its events shipped every 5 s). Costs are the main-thread "
         "time in the recorder's own code during the visit, from V8's sampling CPU profiler "
         "(50 µs; a sample counts when a frame of the recorder's script is on its stack, so "
@@ -342,6 +418,63 @@ def render(result: Result, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_recording(result: Result, command: str) -> str:
+    """The section on DOM recording: sizes, and a full snapshot against a screenshot."""
+    m, rec = result.manifest, result.recording
+    core, record = m["files"]["tracker.js"], m["files"][m["record_chunk"]]
+    capture, rr = m["files"][m["capture_chunk"]], m["bench"]["rrweb-record.js"]
+    shot = statistics.median(result.variants["hindsight"].picture_ms)
+    demo, large = rec.median("tracker demo"), rec.median("tracker large")
+    plain_large = rec.median("rrweb large")
+    if large > plain_large:
+        versus = (f"plain rrweb: {plain_large:.0f} ms; the difference is tracker.js's masking and "
+                  "each event's JSON for its segment, done as the events come")
+    else:
+        versus = (f"plain rrweb, which does not serialize its events until it ships them: "
+                  f"{plain_large:.0f} ms in the same run, so the masking costs less than the noise")
+    return "\n".join([
+        "## tracker.js with DOM recording",
+        "",
+        f"Command: `{command}` (the same run as the section above) — {time.strftime('%Y-%m-%d')}, "
+        f"headless Chromium {result.chromium}; medians of {len(rec.load_ms)} page loads per recorder; "
+        f"load average {result.load:.1f} on 2 cores during the run (a shared machine: compare "
+        "within a row, not across runs).",
+        "tracker.js records the DOM with rrweb's recorder (npm `@rrweb/record` 2.1.6) from a lazy "
+        "chunk, masked by the rules of `tracker/src/mask.js` (fields, and the text that may be "
+        "masked, go through them), its events serialized into segments as they come. A full snapshot is "
+        "timed in the page (`performance.now()` around `takeFullSnapshot()`, synchronous: "
+        "serializing, masking and the segment's JSON included); the screenshot is the one of the "
+        "section above (html2canvas, masking, JPEG).",
+        "",
+        "| | tracker.js | plain rrweb `record()` |",
+        "|---|---|---|",
+        f"| tracker.js (the core), gzip | **{core['gzip_bytes']:,} B** (raw {kb(core['bytes'])}); "
+        f"budget 6 KB | |",
+        f"| recording chunk `record.<hash>.js` (@rrweb/record + segments + masking), gzip | "
+        f"**{kb(record['gzip_bytes'])}** (raw {kb(record['bytes'])}), loaded when tracker.js starts | "
+        f"npm `rrweb` 2.2.2's whole bundle: {kb(rr['gzip_bytes'])} |",
+        f"| screenshot chunk `capture.<hash>.js`, gzip | {kb(capture['gzip_bytes'])}, loaded when a "
+        "screenshot is wanted | |",
+        f"| page load: main-thread time in the recording chunk (start, first full snapshot, "
+        f"segment) | {statistics.median(rec.load_ms):.1f} ms | |",
+        f"| one full snapshot, demo page ({rec.median('elements demo'):.0f} elements) | **{demo:.1f} ms** | "
+        f"{rec.median('rrweb demo'):.1f} ms |",
+        f"| one full snapshot, demo page + {LARGE_ITEMS:,} list items ({rec.median('elements large'):.0f} "
+        "elements) | "
+        f"**{large:.1f} ms** | {rec.median('rrweb large'):.1f} ms |",
+        f"| one screenshot of the demo page (for comparison) | {shot:.0f} ms | |",
+        "",
+        f"Reading it: on the demo page a full snapshot costs {demo:.1f} ms of main thread against "
+        f"{shot:.0f} ms for a screenshot ({shot / max(demo, 0.01):.0f}× less), and it is the replay "
+        "itself rather than a picture of one moment. With recording on, a session takes one "
+        "screenshot per distinct page and viewport width (heatmap backgrounds, thumbnails) "
+        "instead of one per page view. rrweb's snapshot is one synchronous task: on the large "
+        f"page it takes {large:.0f} ms, the price of serializing a DOM that size ({versus}). "
+        "It happens on each page load and every 5 minutes; a page that size should be recorded "
+        "with `data-record=\"off\"` or have its bulk blocked (`data-hindsight-block`).",
+    ]) + "\n"
+
+
 def write_section(doc: Path, section: str) -> None:
     """Replace this benchmark's section of the doc (or add it), leaving the others alone."""
     write_doc_section(doc, "bench/tracker.py", section.replace(BEGIN, "").replace(END, ""))
@@ -359,10 +492,13 @@ def main(argv: list[str] | None = None) -> int:
     result = run(rounds)
     command = "python bench/tracker.py" + (f" --rounds {args.rounds}" if args.rounds else "")
     section = render(result, command)
+    recording = render_recording(result, command)
     print(section)
+    print(recording)
     output = args.output or (None if args.quick else DOC)
     if output:
         write_section(output, section)
+        write_doc_section(output, RECORDING_SECTION, recording)
         print(f"wrote {output}")
     return 0
 

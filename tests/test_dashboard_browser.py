@@ -10,35 +10,22 @@ in test-artifacts/ (git-ignored) for a person to look at.
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
-from browser import ApiServer, chromium, ensure_tracker_built
 from dashboard_support import PASSWORD, make_user
 from PIL import Image
 
+from browser import ApiServer, chromium, ensure_tracker_built
 from conftest import new_account
+from harness import wait_for
 from hindsight.demo import DemoSite
 
 pytestmark = pytest.mark.slow
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 VIEWPORT = {"width": 1280, "height": 800}
-
-
-def wait_for(check, timeout: float = 20.0, what: str = "condition", page=None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        if page is not None:
-            page.wait_for_timeout(200)
-        else:
-            time.sleep(0.2)
 
 
 def snap(page, name: str) -> None:
@@ -53,11 +40,16 @@ def rows(db_url: str, query: str, *params) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def recorded(db_url):
-    """A visit of the demo site, recorded by tracker.js: a click on #buy, a rage click, an error."""
+    """A visit of the demo site, recorded by tracker.js: a click on #buy, a rage click, an error.
+
+    DOM recording is off here (`data-record="off"`): these tests play the screenshot replay,
+    which is what a site without DOM recording gets (one screenshot per page view);
+    tests/test_replay_dom_browser.py plays DOM recordings."""
     ensure_tracker_built()
     api = ApiServer(db_url).start()
     account = new_account(db_url, "localhost")
-    demo = DemoSite(api.url, account["account_id"], attrs={"data-flush-interval": "500"}).start()
+    demo = DemoSite(api.url, account["account_id"],
+                    attrs={"data-flush-interval": "500", "data-record": "off"}).start()
     try:
         with chromium() as browser:
             context = browser.new_context(viewport=VIEWPORT)

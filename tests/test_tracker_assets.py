@@ -12,16 +12,11 @@ import urllib.request
 import uuid
 
 import pytest
-from browser import DIST, REPO, ensure_tracker_built
 
+from browser import DIST, REPO
 from hindsight.demo import DemoSite, tracker_snippet
 
 GZIP_BUDGET = 6 * 1024  # the core, without the screenshot chunk
-
-
-@pytest.fixture(scope="module")
-def manifest():
-    return ensure_tracker_built()
 
 
 def test_tracker_js_has_caching_headers_etag_gzip_and_cors(client, manifest):

@@ -10,15 +10,15 @@ browser sent to the API.
 from __future__ import annotations
 
 import io
-import time
 import urllib.request
 
 import psycopg
 import pytest
-from browser import ApiServer, RequestLog, chromium, ensure_tracker_built, http_json
 from PIL import Image
 
+from browser import RequestLog, http_json
 from conftest import new_account
+from harness import wait_for
 from hindsight.demo import DemoSite
 
 pytestmark = pytest.mark.slow
@@ -31,41 +31,8 @@ BLUE = (30, 107, 214)   # the demo header (#1e6bd6)
 GREY = (154, 160, 166)  # what masked fields look like in screenshots (#9aa0a6)
 
 
-def wait_for(check, timeout: float = 20.0, what: str = "condition", page=None):
-    """Poll `check` until truthy. With a page, wait through Playwright, which meanwhile
-    delivers the browser's events (requests) to the listeners; time.sleep would not."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        if page is not None:
-            page.wait_for_timeout(200)
-        else:
-            time.sleep(0.2)
-
-
 def close(a, b, tolerance: int = 40) -> bool:
     return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=False))
-
-
-@pytest.fixture(scope="module")
-def manifest():
-    return ensure_tracker_built()
-
-
-@pytest.fixture(scope="module")
-def api(db_url, manifest):
-    server = ApiServer(db_url).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from browser import ApiServer, RequestLog, chromium, ensure_tracker_built, free_port
 from test_tracker_browser import VIEWPORT, event_rows, session_rows, wait_for
 
+from browser import ApiServer, RequestLog, chromium, ensure_tracker_built, free_port
 from conftest import new_account
 from hindsight.demo import DemoSite
 

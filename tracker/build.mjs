@@ -1,5 +1,6 @@
-// Build tracker.js and its lazy screenshot chunk (html2canvas + capture.js) into dist/ (git-ignored), with a
-// manifest of sizes and Subresource Integrity hashes. Deterministic: the same sources and
+// Build tracker.js and its lazy chunks into dist/ (git-ignored): the screenshot chunk
+// (html2canvas + capture.js) and the DOM-recording chunk (@rrweb/record + dom-record.js),
+// with a manifest of sizes and Subresource Integrity hashes. Deterministic: the same sources and
 // lock file give byte-identical output, so the integrity hash in README.md stays valid.
 //
 //   node build.mjs          (npm run build)
@@ -41,12 +42,19 @@ const describe = (data) => ({
   integrity: 'sha384-' + sha('sha384', data, 'base64'),
 });
 
+// A chunk's name carries its hash: it is served as immutable.
+const named = (prefix, data) => `${prefix}.${sha('sha256', data, 'hex').slice(0, 12)}.js`;
 const chunk = await bundle('src/capture.js', { globalName: '__hindsightCapture' });
-// The chunk's name carries its hash: it is served as immutable.
-const chunkName = `capture.${sha('sha256', chunk, 'hex').slice(0, 12)}.js`;
+const chunkName = named('capture', chunk);
+const recorder = await bundle('src/dom-record.js', { globalName: '__hindsightRecord' });
+const recorderName = named('record', recorder);
 // The core is bundled by esbuild and minified by terser, which packs it a little tighter.
 const bundled = await bundle('src/index.js', {
-  define: { CAPTURE_CHUNK: JSON.stringify(chunkName), VERSION: JSON.stringify(pkg.version) },
+  define: {
+    CAPTURE_CHUNK: JSON.stringify(chunkName),
+    RECORD_CHUNK: JSON.stringify(recorderName),
+    VERSION: JSON.stringify(pkg.version),
+  },
   minify: false,
 });
 const tracker = Buffer.from(
@@ -66,14 +74,19 @@ rmSync(dist, { recursive: true, force: true });
 mkdirSync(join(dist, 'bench'), { recursive: true });
 writeFileSync(join(dist, 'tracker.js'), tracker);
 writeFileSync(join(dist, chunkName), chunk);
+writeFileSync(join(dist, recorderName), recorder);
 writeFileSync(join(dist, 'bench', 'rrweb-record.js'), rrweb);
 const manifest = {
   version: pkg.version,
   capture_chunk: chunkName,
-  files: { 'tracker.js': describe(tracker), [chunkName]: describe(chunk) },
+  record_chunk: recorderName,
+  files: { 'tracker.js': describe(tracker), [chunkName]: describe(chunk), [recorderName]: describe(recorder) },
   bench: { 'rrweb-record.js': describe(rrweb) },
 };
 writeFileSync(join(dist, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
 const t = manifest.files['tracker.js'];
 console.log(`tracker.js ${t.bytes} B (${t.gzip_bytes} B gzip) ${t.integrity}`);
-console.log(`${chunkName} ${chunk.length} B`);
+for (const name of [chunkName, recorderName]) {
+  const f = manifest.files[name];
+  console.log(`${name} ${f.bytes} B (${f.gzip_bytes} B gzip)`);
+}

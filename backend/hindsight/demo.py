@@ -165,3 +165,17 @@ def start_demo(api_url: str, account_id: str, port: int) -> DemoSite | None:
         return DemoSite(api_url, account_id, port=port).start()
     except OSError:
         return None
+
+
+def startup_lines(api_url: str, account_id: str, site: DemoSite | None, port: int) -> list[str]:
+    """What `make run` prints about the demo site and tracker.js. The snippet for the
+    analyst's own pages is printed in every case (the README promises it), also with
+    HINDSIGHT_DEMO_PORT=0 or when the demo site's port is taken."""
+    if site:
+        lines = [f"  demo site        {site.url()}/  (tracker.js installed: click, type, browse)"]
+    elif port:
+        lines = [f"  demo site        not started: port {port} is taken (HINDSIGHT_DEMO_PORT)"]
+    else:
+        lines = ["  demo site        off (HINDSIGHT_DEMO_PORT=0)"]
+    snippet = site.snippet if site else tracker_snippet(api_url.rstrip("/"), account_id)
+    return [*lines, f"  tracker snippet  {snippet}"]

@@ -15,9 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .dashboard.store import create_user
 from .db import connect
-from .demo import start_demo
+from .demo import start_demo, startup_lines
+from .logins.users import create_user
 from .migrate import migrate
 from .pgcluster import EmbeddedCluster
 from .queries.tenancy import create_account, create_api_key
@@ -73,13 +73,7 @@ def run_embedded(settings: Settings) -> int:
         demo = _demo_account(database_url, data_dir / "demo-account.json")
         api_url = settings.with_(database_url=database_url).api_url
         demo_site = start_demo(api_url, demo["account_id"], settings.demo_port)
-        if demo_site:
-            demo_lines = [f"  demo site        {demo_site.url()}/  (tracker.js installed: click, type, browse)",
-                          f"  tracker snippet  {demo_site.snippet}"]
-        elif settings.demo_port:
-            demo_lines = [f"  demo site        not started: port {settings.demo_port} is taken (HINDSIGHT_DEMO_PORT)"]
-        else:
-            demo_lines = []
+        demo_lines = startup_lines(api_url, demo["account_id"], demo_site, settings.demo_port)
         print(
             "\n".join([
                 "",

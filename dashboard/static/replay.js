@@ -1,7 +1,9 @@
-// The session player: the screenshot of the page the visitor was on, scrolled where they
-// were, with their clicks and mouse trail drawn over it; a timeline with markers; the event
-// list in step. Plain JavaScript, no library. Text from the recording is only ever set as
-// textContent or an attribute value, never parsed as HTML.
+// The session player. A session with a DOM recording is replayed by rrweb inside a sandboxed
+// iframe (/dashboard/player, see "DOM replay" below); one without shows the screenshot of the
+// page the visitor was on, scrolled where they were, with their clicks and mouse trail drawn
+// over it. Both have the timeline with markers and the event list in step, driven by one
+// clock here. Text from the recording is only ever set as textContent or an attribute value
+// here, never parsed as HTML; the recorded page itself only ever exists inside the sandbox.
 (function () {
   'use strict';
 
@@ -20,6 +22,7 @@
   var played = el('played'), list = el('event-list'), playBtn = el('play'), speedSel = el('speed');
   var skipBox = el('skip'), nowLabel = el('now'), totalLabel = el('total'), loading = el('loading');
   var pageLabel = el('page-url');
+  var D = null;               // the DOM replay's state, when the session has a recording
 
   var S = {
     session: null, t0: 0, duration: 1, events: [], shots: [], markers: [],
@@ -67,7 +70,7 @@
     var d = e.event_data || {};
     switch (e.event_type) {
       case 'page_view': return e.page_url || '';
-      case 'click': return (e.target_selector || e.target_tag || '') + (d.text ? ' “' + d.text + '”' : '') + (d.rage ? ' (rage ×' + d.rage + ')' : '');
+      case 'click': return (e.target_selector || e.target_tag || '') + (d.text ? ' “' + d.text + '”' : '') + (isRage(e) ? ' (rage ×' + d.rage + ')' : '');
       case 'input': return (e.target_selector || '') + ' = ' + (e.input_masked ? '••••' : (e.input_value || ''));
       case 'keypress': return e.key_pressed || '';
       case 'scroll': return (e.target_selector ? e.target_selector + ' ' : '') + (e.scroll_y || 0) + ' px';
@@ -92,13 +95,15 @@
     var what = document.createElement('span');
     what.className = 'what';
     what.textContent = describe(e);
+    what.title = what.textContent;   // the whole value, also when the row is cut off
     li.append(time, type, what);
     return li;
   }
 
+  // The server decides what a rage click is (hindsight.queries.events.rage_click) and
+  // marks those events `rage: true`; the player applies no rule of its own.
   function isRage(e) {
-    var r = e.event_data && e.event_data.rage;
-    return e.event_type === 'click' && r != null && r !== false && r !== 0 && r !== '0' && r !== 'false';
+    return e.rage === true;
   }
 
   function markerKind(m) {
@@ -164,16 +169,23 @@
     return { w: vw || 1280, h: vh || 800 };
   }
 
+  // The recorded viewport scaled to fit the player's width and the window's height (a phone's
+  // tall viewport included), so the timeline and the controls under the stage stay in view.
   function layout() {
     var vp = viewport();
     var w = stage.clientWidth;
-    var h = Math.round(w * vp.h / vp.w);
+    var box = stage.getBoundingClientRect();
+    var below = stage.closest('.player').getBoundingClientRect().bottom - box.bottom;
+    var room = Math.max(240, window.innerHeight - (box.top + window.scrollY) - below - 16);
+    var k = Math.min(w / vp.w, room / vp.h);
+    var h = Math.round(vp.h * k);
     stage.style.height = h + 'px';
     canvas.width = w * (window.devicePixelRatio || 1);
     canvas.height = h * (window.devicePixelRatio || 1);
     canvas.style.width = w + 'px';
     canvas.style.height = h + 'px';
-    return { k: w / vp.w, w: w, h: h };
+    // x: the screenshot's left edge, centred when the height decides the scale.
+    return { k: k, w: w, h: h, x: Math.round((w - vp.w * k) / 2) };
   }
 
   var geo = null;
@@ -183,9 +195,11 @@
     if (!geo) geo = layout();
     var i = indexAt(S.cur);
     var st = i >= 0 ? S.after[i] : { page: S.session.page_url, sy: 0, sx: 0, mx: null, my: null };
-    // The picture: the page's screenshot, scrolled as the visitor's window was.
-    var shot = shotFor(st.page, S.cur);
-    if (shot) {
+    // The picture: the DOM replay, or the page's screenshot, scrolled as the visitor's window was.
+    var shot = D ? null : shotFor(st.page, S.cur);
+    if (D) {
+      domShow();
+    } else if (shot) {
       if (S.shotId !== shot.screenshot_id) {
         img.src = shot.url;
         S.shotId = shot.screenshot_id;
@@ -193,8 +207,8 @@
       }
       img.hidden = false;
       noShot.hidden = true;
-      img.style.width = geo.w + 'px';
-      img.style.transform = 'translate(' + (-st.sx * geo.k) + 'px,' + (-st.sy * geo.k) + 'px)';
+      img.style.width = (geo.w - 2 * geo.x) + 'px';
+      img.style.transform = 'translate(' + (geo.x - st.sx * geo.k) + 'px,' + (-st.sy * geo.k) + 'px)';
     } else {
       img.hidden = true;
       noShot.hidden = false;
@@ -203,7 +217,7 @@
       delete root.dataset.screenshot;
     }
     pageLabel.textContent = st.page || '';
-    drawOverlay(i, st);
+    if (!D) drawOverlay(i, st);
     // Timeline and clock.
     var pct = Math.min(100, 100 * S.cur / S.duration);
     playhead.style.left = pct + '%';
@@ -219,6 +233,7 @@
     var ratio = window.devicePixelRatio || 1;
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, geo.w, geo.h);
+    ctx.translate(geo.x, 0);
     var k = geo.k;
     // The mouse trail: positions of the last moments on this page, fading.
     var pts = [];
@@ -277,6 +292,144 @@
     }
   }
 
+
+  // ------------------------------------------------------------------ DOM replay
+  //
+  // The recording's segments are fetched here (with the analyst's cookie) and posted to the
+  // player, which runs in a data: document inside /dashboard/player (replay_sandbox.js): an
+  // opaque origin that can read nothing of the dashboard, under a CSP that lets it fetch
+  // nothing. A seek loads the segments
+  // from the last one that starts with a full snapshot at or before that moment (a seek
+  // point) up to the one after it; while it plays, the next segment is appended ahead of the
+  // clock, which waits at the edge of what is loaded.
+
+  var LOOKAHEAD_MS = 20000;   // fetch the next segment when the loaded ones end this soon
+
+  function domStart(list, playerUrl) {
+    D = {
+      segs: list.map(function (s) {
+        return { n: s.segment, start: ts(s.started_at), end: ts(s.ended_at), full: s.full_snapshot, url: s.url };
+      }),
+      from: -1, to: -1, gen: 0, pending: null, appending: false, ready: false, queue: [], loaded: false
+    };
+    img.hidden = true;
+    noShot.hidden = true;
+    canvas.hidden = true;
+    var frame = document.createElement('iframe');
+    frame.id = 'player';
+    frame.title = 'replay of the recorded page';
+    frame.setAttribute('referrerpolicy', 'no-referrer');
+    frame.src = playerUrl;
+    frame.style.position = 'absolute';
+    frame.style.left = frame.style.top = '0';
+    frame.style.width = frame.style.height = '100%';
+    frame.style.border = '0';
+    stage.appendChild(frame);
+    D.frame = frame;
+    root.dataset.mode = 'dom';
+    setTimeout(function () {
+      // The replayer is a build product (make install: dashboard/static/dist/).
+      if (!D.ready) loading.textContent = 'the replayer did not start (is dashboard/static/dist built?)';
+    }, 15000);
+    window.addEventListener('message', function (ev) {
+      if (ev.source !== domPlayer() || ev.origin !== 'null') return;   // only our (opaque) player
+      var m = ev.data || {};
+      if (m.type === 'ready') {
+        D.ready = true;
+        D.queue.splice(0).forEach(domPost);
+        render();
+      } else if (m.type === 'loaded') {
+        D.loaded = true;
+        root.dataset.domLoaded = String(+(root.dataset.domLoaded || 0) + 1);
+      } else if (m.type === 'error') {
+        loading.textContent = 'could not replay the recording: ' + m.message;
+      }
+    });
+  }
+
+  // The player's window: the data: frame inside /dashboard/player.
+  function domPlayer() {
+    var host = D && D.frame.contentWindow;
+    return host && host.frames.length ? host.frames[0] : null;
+  }
+
+  function domPost(message) {
+    if (!D.ready) { D.queue.push(message); return; }
+    domPlayer().postMessage(message, '*');   // '*': the player's origin is opaque
+  }
+
+  function fetchSegment(i) {
+    return fetch(D.segs[i].url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (r) { if (!r.ok) throw new Error('segment ' + D.segs[i].n + ': ' + r.status); return r.json(); });
+  }
+
+  // The last seek point at or before `abs` (else the first segment), and the segment playing then.
+  function seekPoint(abs) {
+    var k = -1, cover = 0;
+    for (var i = 0; i < D.segs.length && D.segs[i].start <= abs; i++) {
+      cover = i;
+      if (D.segs[i].full) k = i;
+    }
+    return { from: Math.max(0, k), cover: cover };
+  }
+
+  function domWindow(from, to) {
+    var gen = ++D.gen;
+    D.pending = { from: from, to: to };
+    loading.textContent = 'loading the recording…';
+    var parts = [];
+    for (var i = from; i <= to; i++) parts.push(fetchSegment(i));
+    Promise.all(parts).then(function (lists) {
+      if (gen !== D.gen) return;   // a later seek won
+      D.from = from;
+      D.to = to;
+      D.pending = null;
+      loading.textContent = '';
+      root.dataset.domWindow = from + '-' + to;
+      domPost({ type: 'load', events: [].concat.apply([], lists), at: S.t0 + S.cur, playing: S.playing, speed: S.speed });
+      render();
+    }).catch(function (err) {
+      if (gen !== D.gen) return;
+      D.pending = null;
+      loading.textContent = 'could not load the recording (' + err.message + ')';
+    });
+  }
+
+  function domAppend() {
+    var i = D.to + 1, gen = D.gen;
+    D.appending = true;
+    fetchSegment(i).then(function (events) {
+      D.appending = false;
+      if (gen !== D.gen || i !== D.to + 1) return;
+      D.to = i;
+      root.dataset.domWindow = D.from + '-' + D.to;
+      domPost({ type: 'append', events: events });
+    }).catch(function (err) {
+      D.appending = false;
+      loading.textContent = 'could not load the recording (' + err.message + ')';
+    });
+  }
+
+  // Show the moment S.cur: load the window it needs, or move the player's clock.
+  function domShow() {
+    var abs = S.t0 + S.cur, need = seekPoint(abs);
+    var covered = D.from >= 0 && D.from <= need.from && D.to >= need.cover;
+    if (!covered) {
+      var to = Math.min(D.segs.length - 1, need.cover + 1);
+      if (!D.pending || D.pending.from !== need.from || D.pending.to < need.cover) domWindow(need.from, to);
+      return;
+    }
+    if (D.pending) D.gen++, D.pending = null;   // a load that is no longer needed
+    domPost({ type: 'sync', at: abs, playing: S.playing, speed: S.speed });
+    if (S.playing && !D.appending && D.to < D.segs.length - 1 && D.segs[D.to].end - abs < LOOKAHEAD_MS * S.speed) domAppend();
+  }
+
+  // How far the clock may run: to where the loaded segments end.
+  function domEdge() {
+    if (D.pending || D.from < 0 || !D.ready) return S.cur;
+    return D.to < D.segs.length - 1 ? D.segs[D.to + 1].start - S.t0 : Infinity;
+  }
+
   // ------------------------------------------------------------------ playback
 
   function frame(now) {
@@ -289,6 +442,7 @@
     if (S.skip && upcoming && upcoming.t - S.cur > IDLE_MS) next = Math.max(next, upcoming.t - IDLE_MS / 4);
     var loadedUntil = S.events.length ? S.events[S.events.length - 1].t : 0;
     if (!S.complete && next > loadedUntil) next = loadedUntil; // wait for the next page of events
+    if (D) next = Math.min(next, domEdge());                    // and for the recording
     if (next >= S.duration && S.complete) {
       S.cur = S.duration;
       pause();
@@ -306,6 +460,7 @@
     S.last = performance.now();
     playBtn.textContent = '❚❚ Pause';
     playBtn.setAttribute('aria-label', 'pause');
+    render(); // data-playing and the clock now, not at the next frame
     requestAnimationFrame(frame);
   }
 
@@ -365,7 +520,10 @@
   });
   list.addEventListener('click', function (ev) {
     var li = ev.target.closest('li');
-    if (li) seek(S.events[+li.dataset.index].t);
+    if (!li) return;
+    // A click jumps to the event and opens (or closes) its row: the whole value, wrapped.
+    li.classList.toggle('open');
+    seek(S.events[+li.dataset.index].t);
   });
   window.addEventListener('hashchange', function () {
     var t = fromHash();
@@ -392,16 +550,28 @@
     ev.preventDefault();
   });
 
-  fetch(root.dataset.src, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
-    .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
-    .then(function (data) {
+  function getJson(url) {
+    return fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); });
+  }
+
+  // The session (first) and its recording's index: no recording (or none readable) means the
+  // screenshot replay.
+  var recording = getJson(root.dataset.recording).catch(function () { return { segments: [] }; });
+  Promise.all([getJson(root.dataset.src), recording])
+    .then(function (answers) {
+      var data = answers[0], segments = answers[1].segments || [];
       S.session = data.session;
       var first = data.events.length ? ts(data.events[0].timestamp) : Infinity;
-      S.t0 = Math.min(ts(data.session.started_at), first);
+      var firstSegment = segments.length ? ts(segments[0].started_at) : Infinity;
+      S.t0 = Math.min(ts(data.session.started_at), first, firstSegment);
+      if (segments.length) domStart(segments, root.dataset.player);
+      else root.dataset.mode = 'screenshots';
       S.shots = data.screenshots.map(function (s) { s.t = ts(s.timestamp) - S.t0; return s; });
       S.markers = data.markers.map(function (m) { m.t = ts(m.timestamp) - S.t0; return m; });
       var lastMarker = S.markers.length ? S.markers[S.markers.length - 1].t : 0;
-      setDuration(Math.max(ts(data.session.last_activity_at) - S.t0, lastMarker));
+      var lastSegment = segments.length ? Math.max.apply(null, segments.map(function (s) { return ts(s.ended_at); })) - S.t0 : 0;
+      setDuration(Math.max(ts(data.session.last_activity_at) - S.t0, lastMarker, lastSegment));
       addEvents(data.events);
       root.dataset.ready = '1';
       var t = fromHash();

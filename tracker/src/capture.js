@@ -1,11 +1,20 @@
-// The lazy screenshot chunk: html2canvas plus the code that drives it. tracker.js loads
-// it from the same server the first time a page view is captured, so the core stays small.
+// The lazy screenshot chunk: html2canvas plus the code that decides and drives it.
+// tracker.js loads it from the same server once a page view has settled and the browser
+// is idle, so the core stays small.
+//
+// With DOM recording on, the recording is the replay: a screenshot is only a heatmap
+// background or a thumbnail, so a session takes one per distinct page (path and
+// fragment) and viewport width. With recording off, one per page view (an identical one is
+// not sent).
 
 import html2canvas from 'html2canvas';
+import { reportEarlyNetwork } from './early-network.js';
 import { configureMasking, maskClone } from './mask.js';
+import { load, save, SS } from './util.js';
 
 const MAX_HEIGHT = 6000; // CSS pixels of a long page that are captured
 let previous = '';
+let busy = false;
 
 /** FNV-1a over a string: a cheap fingerprint to skip identical screenshots. */
 function fingerprint(s) {
@@ -14,14 +23,15 @@ function fingerprint(s) {
   return (h >>> 0).toString(36) + s.length;
 }
 
-/** Render the page; resolve to {image_data, width, height}, or null when identical to the last one. */
-export default async function capture(cfg) {
+/** Render the page with `options` {format, quality, maxWidth} and tracker.js's masking
+ * options; resolve to {image_data, width, height}, or null when identical to the last one. */
+export async function shoot(cfg, options) {
   configureMasking(cfg);
   const root = document.documentElement;
   const width = root.clientWidth || innerWidth;
   const height = Math.min(MAX_HEIGHT, Math.max(root.scrollHeight, document.body ? document.body.scrollHeight : 0, innerHeight));
   const canvas = await html2canvas(root, {
-    scale: Math.min(1, cfg.maxWidth / width),
+    scale: Math.min(1, options.maxWidth / width),
     width,
     height,
     windowWidth: width,
@@ -35,10 +45,45 @@ export default async function capture(cfg) {
     onclone: maskClone,
     ignoreElements: (el) => el.hasAttribute && el.hasAttribute('data-hindsight-ignore'),
   });
-  const data = canvas.toDataURL('image/' + cfg.format, cfg.quality);
+  const data = canvas.toDataURL('image/' + options.format, options.quality);
   const print = fingerprint(data);
   if (print === previous || data.length < 32) return null;
   previous = print;
   // The declared size is the image's real pixel size (the API checks it).
   return { image_data: data, width: canvas.width, height: canvas.height };
+}
+
+/** tracker.js's entry: take this page view's screenshot, if one is wanted, and hand it to
+ * `upload` (the transport's outbox) as [session_id, path, JSON body, 0].
+ * cfg: tracker.js's options plus sessionId(), active(), get(), num(). */
+export default async function capture(cfg, upload) {
+  reportEarlyNetwork(cfg);
+  const here = () => location.href.slice(0, 2048); // the page_url of tracker.js's events
+  const page = here();
+  const seenKey = 'hs:' + cfg.account + ':p'; // sessionStorage: {i: session id, k: [page keys]}
+  const key = location.pathname + location.hash + ' ' + innerWidth;
+  const seen = load(SS, seenKey) || {};
+  const keys = seen.i == cfg.sessionId() ? seen.k : [];
+  if (busy || document.visibilityState === 'hidden' || (cfg.record && keys.includes(key))) return;
+  busy = true;
+  try {
+    const shot = await shoot(cfg, {
+      format: cfg.get('screenshot-format') == 'webp' ? 'webp' : 'jpeg',
+      quality: cfg.num('screenshot-quality', 0.6, 0.05, 1),
+      maxWidth: cfg.num('screenshot-max-width', 1024, 64, 4096),
+    });
+    // Navigated meanwhile: that page view schedules its own screenshot.
+    if (page === here()) {
+      save(SS, seenKey, { i: cfg.sessionId(), k: keys.concat(key).slice(-100) });
+      if (shot && cfg.active()) {
+        shot.session_id = cfg.sessionId();
+        shot.page_url = page;
+        shot.timestamp = new Date().toISOString();
+        upload([shot.session_id, '/api/v1/track/screenshot', JSON.stringify(shot), 0]);
+      }
+    }
+  } catch {
+    // a page html2canvas cannot render: no screenshot, nothing else changes
+  }
+  busy = false;
 }

@@ -8,7 +8,7 @@ import { recordNetwork } from './network.js';
 import { record } from './recorder.js';
 import { createScreenshots } from './screenshot.js';
 import { createTransport } from './transport.js';
-import { clip, D, health, LS, load, now, safe, save, SS, uuid, W } from './util.js';
+import { clip, D, health, LS, load, loadChunk, now, safe, save, SS, uuid, W } from './util.js';
 
 const IDLE = 30 * 60 * 1000; // a session ends after 30 minutes without activity
 const RESERVE = 100; // sequence numbers reserved per write to sessionStorage
@@ -23,6 +23,7 @@ function main() {
   let active = 0;
   let tr = 0;
   let shots = 0;
+  let recording = () => 0; // flush(sync) of the DOM recording, once its chunk runs
   let sid = '';
   let seq = 0;
   let reserved = 0;
@@ -41,7 +42,7 @@ function main() {
     let timezone = null;
     try {
       timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    } catch (e) {}
+    } catch {}
     body = {
       session_id: sid,
       started_at: new Date(t).toISOString(),
@@ -106,8 +107,8 @@ function main() {
     if (!tab) save(SS, acc + ':tab', (tab = [uuid()]));
     tr = createTransport(
       {
-        endpoint: cfg.endpoint,
-        account: cfg.account,
+        endpoint_: cfg.endpoint_,
+        account_: cfg.account,
         active_: () => active,
         sessionId_: () => sid,
         sessionBody_: (s) => s == sid && body,
@@ -130,16 +131,28 @@ function main() {
       sessionBody(t); // used only if the server does not know the session yet
     } else {
       newSession(t);
-      active = Math.random() < cfg.sampleRate;
+      active = Math.random() < cfg.sampleRate_;
     }
     if (!active) return save(SS, stateKey, { i: sid, q: 0, l: t, p: 0 });
     configureMasking(cfg);
-    if (cfg.screenshots) {
-      cfg.pageUrl = () => url;
-      cfg.sessionId = () => sid;
-      shots = createScreenshots(cfg, (shot) => active && tr.shot_(shot));
+    cfg.sessionId = () => sid;
+    cfg.active = () => active;
+    if (cfg.screenshots_) shots = createScreenshots(cfg, tr.upload_);
+    // DOM recording: rrweb's recorder is a lazy chunk (dom-record.js) that cuts segments
+    // and hands them to the transport's outbox.
+    if (cfg.record) {
+      loadChunk(cfg.base, RECORD_CHUNK, '__hindsightRecord').then( // eslint-disable-line no-undef
+        safe((run) => run && (recording = run(cfg, tr.upload_).flush)),
+      );
     }
-    recordNetwork(emit, cfg.endpoint + '/');
+    // The lazy chunks report the requests made before this line (early-network.js).
+    cfg.network = recordNetwork(emit, cfg.endpoint_ + '/');
+    const hide = () => {
+      persist(1);
+      recording(gone);
+      // Hidden after pagehide (Chrome closing a tab): only a beacon still leaves.
+      gone ? tr.leave_() : tr.flush_();
+    };
     record(emit, {
       maskAll_: cfg.maskAll,
       pending_: () => tr.pending_(),
@@ -150,15 +163,10 @@ function main() {
         // Only the fragment changed (a popstate fires for those too): a hash navigation.
         if (force || to != from) pageView(to.split('#')[0] == from.split('#')[0] ? 'hash' : nav, from);
       },
-      hidden_() {
-        persist(1);
-        // Hidden after pagehide (Chrome closing a tab): only a beacon still leaves.
-        gone ? tr.leave_() : tr.flush_();
-      },
+      hidden_: hide,
       leave_() {
         gone = 1;
-        persist(1);
-        tr.leave_();
+        hide();
       },
     });
     resumed ? pageView('load', D.referrer) : sessionStart();
@@ -168,7 +176,7 @@ function main() {
         persist();
         tr.tick_();
       }),
-      cfg.flushMs,
+      cfg.flushMs_,
     );
     addEventListener('online', safe(() => tr.wake_()));
     tr.tick_();
@@ -201,15 +209,16 @@ function main() {
       if (tr) active = 1;
       else if (cfg.account) start();
     }),
-    /** Send everything recorded so far; resolves when the outbox is empty or delivery paused. */
-    flush: () => (tr ? tr.flush_() : Promise.resolve()),
+    /** Send everything recorded so far (the DOM recording's segment too); resolves when the
+     * outbox is empty or delivery paused. */
+    flush: () => Promise.resolve(recording()).then(() => tr && tr.flush_()),
     /** The next seq, internal errors caught and events dropped by the bounded buffer. */
     health: () => Object.assign({ seq }, health),
   });
 
   const consent = load(LS, consentKey);
   const dnt = navigator.doNotTrack == 1 || navigator.globalPrivacyControl;
-  if (cfg.account && consent != 'out' && (consent == 'in' || !(cfg.respectDnt && dnt))) start();
+  if (cfg.account && consent != 'out' && (consent == 'in' || !(cfg.respectDnt_ && dnt))) start();
   // Calls made before the script loaded: window.hindsight = [['identify', 'u1'], ...]
   if (Array.isArray(queued)) for (const [name, ...args] of queued) safe(api[name])(...args);
 }

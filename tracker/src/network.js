@@ -3,6 +3,8 @@
 
 import { bare, safe, W } from './util.js';
 
+/** Wrap fetch and XMLHttpRequest; returns [the time they were wrapped (performance.now()),
+ * report(kind, method, url, status, t0)], which early-network.js uses in a lazy chunk. */
 export function recordNetwork(emit, own) {
   const perf = performance;
   const report = safe((kind, method, url, status, t0) => {
@@ -23,7 +25,7 @@ export function recordNetwork(emit, own) {
         (r) => report('fetch', method, url, r.status, t0),
         () => report('fetch', method, url, 0, t0),
       );
-    } catch (e) {}
+    } catch {}
     return p;
   };
 
@@ -40,4 +42,5 @@ export function recordNetwork(emit, own) {
     if (x.__hs) x.addEventListener('loadend', () => report('xhr', x.__hs[0], x.__hs[1], x.status, t0));
     return send0.apply(x, arguments);
   };
+  return [perf.now(), report];
 }

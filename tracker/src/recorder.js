@@ -77,23 +77,26 @@ export function record(emit, ctx) {
   on(D, 'click', click);
   on(D, 'auxclick', click);
 
-  // Inputs: masked values never leave the browser; a burst of typing in one field is one
-  // event, updated while it waits in the batch.
-  let last = {};
+  // Inputs: masked values never leave the browser. A burst of typing in one field is one
+  // event (stamped when the burst started), updated while it waits in the batch. It ends
+  // once sent, at its change event (Enter, or leaving the field), or when the value no
+  // longer continues the burst's (the app cleared the field): the next burst is a new event.
+  let last = {}; // the burst: el, ev, r (the raw value, never sent), x (ended)
   const input = (e) => {
     const el = e.target;
     if (!isField(el)) return;
-    const [value, masked] = fieldValue(el);
-    const t = now();
-    let ev = last.ev;
-    if (last.el != el || t - last.t > 1000 || ctx.pending_().indexOf(ev) < 0) {
+    const [value, r] = fieldValue(el);
+    const change = e.type == 'change';
+    let { ev, r: p, x } = last.el == el ? last : {};
+    if (p == r) return change && (last.x = 1); // already recorded (and sent, maybe)
+    if (x || !ctx.pending_().includes(ev) || !(r.startsWith(p) || (r && p.startsWith(r)))) {
       ev = describe(el);
       ev.event_data = { field_type: clip(el.type || ev.target_tag, 50) };
       emit('input', ev);
     }
     ev.input_value = value;
-    ev.input_masked = masked;
-    last = { el, t, ev };
+    ev.input_masked = value == null;
+    last = { el, ev, r, x: change };
   };
   on(D, 'input', input);
   on(D, 'change', input);

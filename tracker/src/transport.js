@@ -1,25 +1,30 @@
-// Delivery: the token flow, batches, one request in flight, back-off, a bounded
-// outbox in localStorage that outlives the page, and beacons when the page goes away.
+// Delivery: the token flow, batches of events, uploads (DOM-recording segments and
+// screenshots), one request in flight, back-off, a bounded outbox in localStorage that
+// outlives the page, and beacons when the page goes away.
 
 import { LS, health, load, now, safe, save, W } from './util.js';
 
 const MAX_BATCH = 50; // events per request
 const BEACON_LIMIT = 63 * 1024; // keepalive/sendBeacon bodies must stay under 64 KB in all
 const MAX_BUFFERED = 1000; // events kept in the outbox; the oldest batches go first
+const MAX_UPLOADS = 20; // segments and screenshots kept (a segment is at most ~256 KiB of JSON); the oldest go first
 const ADOPT_AFTER = 120000; // another tab's outbox untouched for 2 min is ours to deliver
 const BLOCK_FOR = 600000; // after a 403, stay quiet for 10 min (also across page loads)
 const SESSIONS = '/api/v1/sessions';
 const TRACK = '/api/v1/track';
 
 /**
- * `hooks`: {endpoint, account, active_(), sessionId_(), sessionBody_(sid), overflow_()}.
+ * `hooks`: {endpoint_, account_, active_(), sessionId_(), sessionBody_(sid), overflow_()}.
  * (Names ending in _ are internal: the minifier shortens them.)
  * The outbox is one localStorage key per tab: {t: heartbeat, o: [[session_id, events]...],
- * s: {session_id: creation body, or 0 once created}, d: events dropped}.
+ * s: {session_id: creation body, or 0 once created}, d: events dropped, r: uploads}.
+ * An upload is [session_id, path, body, gzipped]: a DOM-recording segment (body: base64 of
+ * its gzip bytes, or its JSON) or a screenshot (body: its JSON). Uploads normally leave
+ * within seconds; they pile up (bounded) only while the API is away.
  */
 export function createTransport(hooks, tab) {
   const fetch0 = W.fetch && W.fetch.bind(W); // taken before the network recorder wraps it
-  const acc = 'hs:' + hooks.account;
+  const acc = 'hs:' + hooks.account_;
   const prefix = acc + ':o:';
   const key = prefix + tab;
   const tokenKey = acc + ':t';
@@ -27,7 +32,7 @@ export function createTransport(hooks, tab) {
   const box = load(LS, key) || {};
   let out = box.o || [];
   let sess = box.s || {};
-  let shots = [];
+  let uploads = box.r || [];
   let pending = [];
   let busy = 0;
   let attempt = 0;
@@ -45,6 +50,7 @@ export function createTransport(hooks, tab) {
     out = (other.o || []).concat(out);
     sess = Object.assign({}, other.s, sess);
     health.dropped += other.d || 0;
+    uploads = (other.r || []).concat(uploads);
     save(LS, k);
   }
 
@@ -57,12 +63,18 @@ export function createTransport(hooks, tab) {
       n -= out[0][1].length;
       health.dropped += out.shift()[1].length;
     }
-    for (const sid in sess) if (sess[sid] === 0 && sid !== hooks.sessionId_() && !out.some((b) => b[0] === sid)) delete sess[sid];
-    // Over the storage quota: keep the newer half.
-    while (!save(LS, key, { t: now(), o: out, s: sess, d: health.dropped }) && out.length > 1) {
-      health.dropped += count(out.splice(0, out.length >> 1));
+    for (const sid in sess) if (sess[sid] === 0 && sid !== hooks.sessionId_() && !out.concat(uploads).some((b) => b[0] === sid)) delete sess[sid];
+    uploads.splice(0, uploads.length - MAX_UPLOADS); // in place: a request in flight holds the list
+    // Over the storage quota: the uploads in memory only, then the newer half of the batches.
+    for (let r = uploads; !save(LS, key, { t: now(), o: out, s: sess, d: health.dropped, r }) && out.length + r.length > 1; r = []) {
+      if (!r.length) health.dropped += count(out.splice(0, out.length >> 1));
     }
   }
+
+  /** An upload's body, binary: a segment's gzip bytes, or the JSON. text/plain (which the
+   * API accepts besides application/octet-stream and application/json) keeps a beacon free
+   * of a CORS preflight. */
+  const bytes = (up) => new Blob([up[3] ? Uint8Array.from(atob(up[2]), (c) => c.charCodeAt(0)) : up[2]], { type: 'text/plain' });
 
   /** Move recorded events into batches of at most 50 events of one session. */
   function cut() {
@@ -77,14 +89,17 @@ export function createTransport(hooks, tab) {
   async function call(method, path, body, token) {
     const headers = {};
     if (token) headers.Authorization = 'Bearer ' + token;
-    if (body) headers['Content-Type'] = 'application/json';
-    body = body ? JSON.stringify(body) : undefined; // a GET must not have one
-    const r = await fetch0(hooks.endpoint + path, {
+    // An upload is a Blob (its type is the Content-Type); everything else JSON.
+    if (body && !body.size) {
+      headers['Content-Type'] = 'application/json';
+      body = JSON.stringify(body);
+    }
+    const r = await fetch0(hooks.endpoint_ + path, {
       method,
       headers,
-      body,
+      body: body || undefined, // a GET must not have one
       credentials: 'omit',
-      keepalive: !!body && body.length < BEACON_LIMIT,
+      keepalive: !!body && (body.size || body.length) < BEACON_LIMIT,
     });
     return { status: r.status, data: method == 'GET' && r.status == 200 && (await r.json()), wait: +r.headers.get('Retry-After') };
   }
@@ -92,37 +107,38 @@ export function createTransport(hooks, tab) {
   /** The site token flow: widgets -> widget JWT -> statistics token. */
   async function token() {
     const t = now();
-    if (auth.token && t < auth.renew) return { status: 200 };
-    if (!auth.jwt || t > auth.jwtExp) {
-      const r = await call('GET', '/site/account/' + encodeURIComponent(hooks.account) + '/widgets');
+    if (auth.token_ && t < auth.renew_) return { status: 200 };
+    if (!auth.jwt_ || t > auth.exp_) {
+      const r = await call('GET', '/site/account/' + encodeURIComponent(hooks.account_) + '/widgets');
       const w = r.data && r.data.widgets.filter((x) => x.type == 'tracker')[0];
       if (!w) return r.data ? { status: 403 } : r;
-      auth = { widget: w.widget_id, jwt: w.token, jwtExp: Date.parse(w.expires_at) - 60000 };
+      auth = { widget_: w.widget_id, jwt_: w.token, exp_: Date.parse(w.expires_at) - 60000 };
     }
-    const r = await call('GET', '/site/widget/' + auth.widget + '/account_statistics', 0, auth.jwt);
-    if (r.status == 401) auth.jwt = 0; // expired, or signed by a retired key: start over
+    const r = await call('GET', '/site/widget/' + auth.widget_ + '/account_statistics', 0, auth.jwt_);
+    if (r.status == 401) auth.jwt_ = 0; // expired, or signed by a retired key: start over
     if (!r.data) return r;
     // Renew once half of the remaining lifetime has passed (the server rotates at half-life).
-    auth.token = r.data.token;
-    auth.renew = t + Math.max(5000, (Date.parse(r.data.expires_at) - t) / 2);
+    auth.token_ = r.data.token;
+    auth.renew_ = t + Math.max(5000, (Date.parse(r.data.expires_at) - t) / 2);
     save(LS, tokenKey, auth);
     return r;
   }
 
-  /** The next request: [path, body, list it comes from, item], creating its session first. */
+  /** The next request: [path, body, list it comes from, item], creating its session first.
+   * Batches go first, then uploads. */
   function next() {
-    const batch = out[0];
-    const item = batch || shots[0];
+    const list = out[0] ? out : uploads;
+    const item = list[0];
     if (!item) return null;
-    const sid = batch ? batch[0] : item.session_id;
+    const sid = item[0];
     if (sess[sid] !== 0) {
       if (sess[sid]) return [SESSIONS, sess[sid], 0, sid];
       // Nobody can create this session any more: its data cannot be delivered.
-      if (batch) health.dropped += batch[1].length;
-      (batch ? out : shots).shift();
+      if (list == out) health.dropped += item[1].length;
+      list.shift();
       return next();
     }
-    return batch ? [TRACK, { session_id: sid, events: batch[1] }, out, batch] : [TRACK + '/screenshot', item, shots, item];
+    return list == out ? [TRACK, { session_id: sid, events: item[1] }, out, item] : [item[1], bytes(item), list, item];
   }
 
   const settle = () => waiters.splice(0).forEach((f) => f());
@@ -136,21 +152,21 @@ export function createTransport(hooks, tab) {
     let r;
     try {
       r = await token();
-      if (r.status == 200) r = await call('POST', path, body, auth.token);
+      if (r.status == 200) r = await call('POST', path, body, auth.token_);
       else if (r.status > 401 && r.status < 500 && r.status != 408 && r.status != 429) r.status = 403;
-    } catch (e) {
+    } catch {
       r = { status: 0 }; // a network error, or the API is down
     }
     busy = 0;
     const s = r.status;
-    if (s == 401 && attempt++ < 3) auth.token = 0; // revoked or expired: run the token flow again
+    if (s == 401 && attempt++ < 3) auth.token_ = 0; // revoked or expired: run the token flow again
     else if (s == 401 || s == 403) {
       // Statistics are off for this site, or its limit is reached: stop sending; the
       // outbox (bounded) waits for a later page load.
       save(LS, blockKey, now() + BLOCK_FOR);
       save(LS, tokenKey);
       auth = {};
-    } else if (s == 404 && list == out && hooks.sessionBody_(item[0])) {
+    } else if (s == 404 && list && hooks.sessionBody_(item[0])) {
       sess[item[0]] = hooks.sessionBody_(item[0]); // the server does not know the session: create it
     } else if (!s || s == 408 || s == 429 || s > 499) {
       // Exponential back-off with full jitter; never sooner than the server asked.
@@ -186,8 +202,10 @@ export function createTransport(hooks, tab) {
     session_(sid, body) {
       if (!(sid in sess)) sess[sid] = body;
     },
-    shot_(body) {
-      shots = shots.slice(-1).concat(body); // at most two, never persisted: they are large
+    /** A segment or a screenshot: [session_id, path, body, gzipped]. */
+    upload_(up) {
+      uploads.push(up);
+      persist();
       go();
     },
     /** Send what was recorded; resolves once the outbox is empty or delivery paused. */
@@ -212,7 +230,7 @@ export function createTransport(hooks, tab) {
     clear_() {
       pending = [];
       out = [];
-      shots = [];
+      uploads = [];
       persist();
     },
     /** The page is going away: keep everything in localStorage, then beacon what fits. */
@@ -220,17 +238,20 @@ export function createTransport(hooks, tab) {
       cut();
       persist();
       let budget = BEACON_LIMIT;
-      const send = (path, body) => {
-        // text/plain needs no CORS preflight; the token travels in the body.
-        const json = JSON.stringify(Object.assign({ token: auth.token }, body));
-        return (budget -= json.length) > 0 && navigator.sendBeacon(hooks.endpoint + path, json);
-      };
-      // Beaconed batches stay in the outbox: the next page load sends them again and the
-      // server stores each event once (session_id + seq), so a lost beacon loses nothing.
-      if (auth.token && !blocked() && navigator.sendBeacon) {
-        for (const [sid, events] of out) {
+      const beacon = (path, data) => (budget -= data.size || data.length) > 0 && navigator.sendBeacon(hooks.endpoint_ + path, data);
+      // text/plain needs no CORS preflight; the token travels in the body (or the query).
+      const send = (path, body) => beacon(path, JSON.stringify(Object.assign({ token: auth.token_ }, body)));
+      // Beaconed batches and segments stay in the outbox: the next page load sends them
+      // again and the server stores each once (session_id + seq, session_id + segment),
+      // so a lost beacon loses nothing. Screenshots (no query string) are skipped.
+      if (auth.token_ && !blocked() && navigator.sendBeacon) {
+        for (const item of out.concat(uploads)) {
+          const sid = item[0];
           if (sess[sid] !== 0 && !(sess[sid] && send(SESSIONS, sess[sid]))) break;
-          if (!send(TRACK, { session_id: sid, events })) break;
+          const sent = item[2]
+            ? !item[1].includes('?') || beacon(item[1] + '&token=' + auth.token_, bytes(item))
+            : send(TRACK, { session_id: sid, events: item[1] });
+          if (!sent) break;
         }
       }
     },

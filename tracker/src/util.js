@@ -13,7 +13,7 @@ export function safe(fn) {
   return function () {
     try {
       return fn.apply(this, arguments);
-    } catch (e) {
+    } catch {
       health.errors++;
     }
   };
@@ -22,7 +22,7 @@ export function safe(fn) {
 function storage(name) {
   try {
     return W[name]; // the getter throws where storage is disabled: run without persistence
-  } catch (e) {
+  } catch {
     return null;
   }
 }
@@ -32,7 +32,7 @@ export const SS = storage('sessionStorage');
 export function load(s, key) {
   try {
     return s ? JSON.parse(s.getItem(key)) : null;
-  } catch (e) {
+  } catch {
     return null;
   }
 }
@@ -44,7 +44,7 @@ export function save(s, key, value) {
     if (value === undefined) s.removeItem(key);
     else s.setItem(key, JSON.stringify(value));
     return true;
-  } catch (e) {
+  } catch {
     return false;
   }
 }
@@ -63,3 +63,17 @@ export function bare(url) {
 }
 
 export const clip = (s, n) => (s == null ? null : String(s).slice(0, n));
+
+const chunks = {};
+/** A lazy chunk from the server tracker.js came from, loaded once: resolves to its
+ * default export, or null when it cannot be loaded. */
+export const loadChunk = (base, name, global) =>
+  (chunks[name] =
+    chunks[name] ||
+    new Promise((resolve) => {
+      const s = D.createElement('script');
+      s.src = base + '/tracker/' + name;
+      s.onload = () => resolve((W[global] || {}).default);
+      s.onerror = () => resolve(null);
+      (D.head || D.documentElement).appendChild(s);
+    }));

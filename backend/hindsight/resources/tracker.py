@@ -123,7 +123,7 @@ class TrackerScript:
     on_head = on_get
 
     def on_get_chunk(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        if name == "tracker.js" or name != self._bundle.chunk_name:
+        if name == "tracker.js":  # every other file of the manifest is a lazy chunk
             raise not_found()
         self._serve(req, resp, name, CHUNK_CACHE)
 
