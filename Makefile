@@ -4,11 +4,12 @@ SHELL := /bin/bash
 VENV ?= .venv
 STAMP := $(VENV)/.bootstrap-stamp
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean docs
 
 TRACKER := tracker/dist/manifest.json
+DASHBOARD_ASSETS := dashboard/static/dist/rrweb-replay.js
 
-install: $(STAMP) $(TRACKER)
+install: $(STAMP) $(TRACKER) $(DASHBOARD_ASSETS)
 
 $(STAMP): setup.cfg pyproject.toml scripts/bootstrap.sh scripts/install-timescaledb.sh
 	bash scripts/bootstrap.sh
@@ -21,15 +22,30 @@ tracker/node_modules/.package-lock.json: tracker/package-lock.json
 $(TRACKER): tracker/node_modules/.package-lock.json tracker/build.mjs $(wildcard tracker/src/*.js tracker/bench/*.js)
 	cd tracker && npm run --silent build
 
+# The dashboard's replayer (rrweb, git-ignored build in dashboard/static/dist/): rebuilt when
+# its lock file or build script change.
+dashboard/node_modules/.package-lock.json: dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund --loglevel=error
+
+$(DASHBOARD_ASSETS): dashboard/node_modules/.package-lock.json dashboard/build.mjs
+	cd dashboard && npm run --silent build
+
 run: install
 	$(VENV)/bin/hindsight dev
 
-test: install
+# The suite starts with the linters (Python and JavaScript), so CI runs them too.
+test: install lint
 	$(VENV)/bin/pytest
 
 lint: install
 	$(VENV)/bin/ruff check backend tests bench
 	$(VENV)/bin/mypy backend/hindsight
+	cd tracker && npm run --silent lint
+	cd dashboard && npm run --silent lint
+
+# README's settings table is generated from backend/hindsight/settings.py.
+docs: install
+	$(VENV)/bin/python -m hindsight.settings README.md
 
 bench: install
 	$(VENV)/bin/python bench/ingest.py

@@ -113,7 +113,7 @@ FROM (SELECT i, random() AS r1, random() AS r2, random() AS r3,
 
 
 def generate(conn, config: Config, now: datetime) -> dict:
-    from hindsight.dashboard.store import create_user
+    from hindsight.logins.users import create_user
     from hindsight.queries.tenancy import create_account
 
     account = create_account(conn, "Dashboard bench", "bench.example", None)

@@ -136,7 +136,7 @@ def measure_flush(url: str, pool, stacks_n: int) -> dict:
                 events = [{"seq": s, "timestamp": now + timedelta(milliseconds=s), "event_type": k,
                            "page_url": f"https://{host}/p{s % 5}", "viewport_x": s, "viewport_y": s}
                           for s, k in enumerate(kinds)]
-                batch = event_queries.encode_batch(events, None)
+                batch = event_queries.encode_batch(events)
                 event_queries.insert_batch(conn, session_id, account_id, host, batch)
             keys.append((account_id, host))
     stacks = StatisticsStacks(pool, threshold=50, idle_seconds=1800, interval_seconds=60,
@@ -184,7 +184,7 @@ def measure_ledger_overhead(url: str, batches: int) -> dict:
                 events = [{"seq": base + i, "timestamp": now + timedelta(milliseconds=base + i),
                            "event_type": k, "page_url": "https://x/p", "viewport_x": i} for i, k in enumerate(kinds)]
                 params = {"session_id": session_id, "account_id": account_id, "host": host,
-                          **event_queries.encode_batch(events, None)}
+                          "strip_query": False, **event_queries.encode_batch(events)}
                 started = time.perf_counter()
                 conn.execute(variants[name], params, prepare=True)
                 conn.commit()

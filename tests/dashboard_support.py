@@ -8,8 +8,8 @@ import urllib.parse
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from hindsight.dashboard.store import create_user
 from hindsight.db import connect
+from hindsight.logins.users import create_user
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

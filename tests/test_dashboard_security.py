@@ -14,8 +14,8 @@ from dashboard_support import PASSWORD, Analyst, logged_in, make_user, record_se
 from conftest import new_account, token_flow
 from hindsight import cli
 from hindsight.app import create_app
-from hindsight.dashboard import passwords
 from hindsight.db import connect
+from hindsight.logins import passwords
 
 XSS = "<script>alert('xss')</script>"
 
@@ -176,6 +176,26 @@ def test_forms_without_a_valid_csrf_token_are_refused(tc, db_url, victim):
     assert "hs_session" not in fresh.cookies
 
 
+def test_forms_are_read_by_falcons_urlencoded_handler(tc, db_url, victim):
+    """web.form parses through req.get_media(): a field sent twice keeps its first value,
+    and a body a browser would never send (raw non-ASCII) is a 400 that says so."""
+    analyst = logged_in(tc, db_url, victim["site"].account_id)
+    token = analyst.csrf()
+
+    def post_raw(body: bytes):
+        return tc.simulate_post("/dashboard/logout", body=body, cookies=analyst.cookies,
+                                headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"})
+
+    raw = post_raw("csrf_token=é".encode())
+    assert raw.status_code == 400, raw.text[:300]
+    assert "The form is not valid URL-encoded text." in raw.text
+    assert post_raw(f"csrf_token=forged&csrf_token={token}".encode()).status_code == 403
+    assert analyst.get("/dashboard/sessions").status_code == 200   # still logged in
+    out = post_raw(f"csrf_token={token}&csrf_token=forged&unused=".encode())
+    assert out.status_code == 303
+    assert analyst.get("/dashboard/sessions").status_code == 303   # logged out: to the login page
+
+
 def test_session_cookie_flags_and_logout(tc, db_url, victim, settings, pool):
     email = make_user(db_url, victim["site"].account_id)
     analyst = Analyst(tc)
@@ -219,9 +239,11 @@ def test_failed_logins_are_rate_limited_per_email_and_per_address(tc, db_url, vi
     limited = attacker.login(email, PASSWORD)                # even the right password now
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
     assert "Too many failed logins" in limited.text
-    # Counted in the database: another process (a new app) refuses too.
+    # Counted in the database: another process (a new app) refuses that address too...
     other_process = falcon.testing.TestClient(create_app(settings, pool))
-    assert Analyst(other_process, remote_addr="198.51.100.1").login(email).status_code == 429
+    assert Analyst(other_process, remote_addr="203.0.113.7").login(email).status_code == 429
+    # ...but not the real user at their own address (tests/test_hardening_inputs.py: lockouts).
+    assert Analyst(other_process, remote_addr="198.51.100.1").login(email).status_code == 303
     # Per address: many e-mails from one address.
     sprayer = Analyst(tc, remote_addr="203.0.113.99")
     for i in range(settings.login_failures_per_ip):

@@ -22,6 +22,32 @@ def test_malformed_json_is_a_400_not_a_500(client, site):
         _assert_error_shape(resp, 400)
 
 
+def test_bodies_are_parsed_by_the_apps_json_handler_with_the_same_messages(client, site, session_id):
+    """json_body reads through req.get_media(): application/json and sendBeacon's text/plain
+    parse alike, and each way a body can be unreadable keeps its own 400 message."""
+    cases = [
+        (b"", "The request body is empty; send a JSON object."),
+        (b"{", "The request body is not valid JSON: Expecting property name enclosed in double quotes: "
+               "line 1 column 2 (char 1)."),
+        (b"\xff{}", "The request body is not valid JSON: 'utf-8' codec can't decode byte 0xff in position 0: "
+                    "invalid start byte."),
+        (b"[" * 50_000, "The request body is nested too deeply."),
+        (b"[1, 2]", "The request body must be a JSON object."),
+    ]
+    for seq, content_type in enumerate(("application/json", "text/plain;charset=UTF-8"), start=1):
+        for body, message in cases:
+            resp = client.simulate_post("/api/v1/track", body=body, headers={
+                **site.write_headers(), "Content-Type": content_type})
+            _assert_error_shape(resp, 400)
+            assert resp.json["description"] == message, (content_type, body[:10])
+        batch = {"session_id": session_id, "events": [{"seq": seq, "timestamp": now_iso(), "event_type": "click"}]}
+        resp = client.simulate_post("/api/v1/track", json=batch, headers={
+            **site.write_headers(), "Content-Type": content_type})
+        assert resp.status_code == 201, (content_type, resp.text)
+    stored = client.simulate_get(f"/api/v1/sessions/{session_id}/events", headers=site.read_headers()).json
+    assert [e["seq"] for e in stored["data"]] == [1, 2]
+
+
 def test_oversized_body_is_refused_before_it_is_read(app, site):
     class Exploding:
         """A body that fails the test if anyone reads it."""

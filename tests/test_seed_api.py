@@ -9,7 +9,7 @@ import pytest
 from stacks_rig import INTERNAL_KEY, counted, make_rig, steps
 
 from hindsight.db import connect
-from hindsight.resources.seed_api import seed_session_id
+from hindsight.seed.mapping import seed_session_id
 
 INTERNAL = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 

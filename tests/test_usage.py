@@ -15,7 +15,7 @@ from pathlib import Path
 from stacks_rig import counted, flag, make_rig
 
 from hindsight.db import connect
-from hindsight.queries.tenancy import live_or_new_token
+from hindsight.queries.tokens import live_or_new_token
 from hindsight.queries.usage import log_usage, period_start
 from hindsight.stacks import ledger
 

@@ -5,34 +5,38 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
-import decimal
-import functools
-import json
 import logging
 import secrets
-import uuid
 from collections.abc import Callable
 
 import falcon
 import falcon.media
 
 from . import dashboard, errors, ratelimit
+from .dashboard import web as dashboard_web
+from .dashboard.account import AccountPage
+from .dashboard.auth_pages import Home, Login, Logout, SwitchAccount
+from .dashboard.heatmaps import HeatmapImage, HeatmapsPage
+from .dashboard.overview import OverviewPage
+from .dashboard.recording import PlayerPage, RecordingSegmentTwin, RecordingTwin
+from .dashboard.sessions import ReplayEvents, ReplayPage, ReplayScreenshot, SessionsPage
 from .db import Pool, create_pool
+from .json_encoding import dumps
 from .lifecycle import register as register_lifecycle
 from .middleware import Cors, RateLimiter, RegisteredHosts, RequestLimits
 from .openapi import OpenApi
 from .queries.tenancy import instance_secret
 from .ratelimit import HostCounter
+from .resources import stats
 from .resources.health import Health
-from .resources.sessions import (
-    ScreenshotImage,
-    SessionEvents,
-    SessionItem,
-    SessionsCollection,
-    SessionScreenshots,
-)
+from .resources.http import client_ip
+from .resources.recording import RecordingSegment, RecordingUpload, SessionRecording
+from .resources.screenshots import ScreenshotImage
+from .resources.seed_events import SeedInteractions, SeedPages, SeedReferrers, SeedSessions
+from .resources.seed_health import SeedHealth
+from .resources.seed_tokens import TokenCollection, TokenItem
+from .resources.sessions import SessionEvents, SessionItem, SessionsCollection, SessionScreenshots
 from .resources.site import AccountStatistics, Jwks, Widgets
-from .resources.stats import add_routes as add_stats_routes
 from .resources.track import ScreenshotUpload, Track
 from .resources.tracker import TrackerScript
 from .scheduler import Scheduler
@@ -40,22 +44,6 @@ from .services import IpHasher, Services, utc_now
 from .settings import Settings
 from .signing import KeyRing, ensure_signing_key
 from .stacks import StatisticsStacks, create_stacks
-from .stacks import install as install_stacks
-
-
-def _json_default(value):
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).hex()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-_dumps = functools.partial(json.dumps, default=_json_default, separators=(",", ":"))
 
 
 def create_app(settings: Settings, pool: Pool, *, keys: KeyRing | None = None,
@@ -81,35 +69,81 @@ def create_app(settings: Settings, pool: Pool, *, keys: KeyRing | None = None,
 
     middleware: list[Cors | RateLimiter | RequestLimits] = [
         Cors(RegisteredHosts(pool)),
-        RateLimiter(settings.rate_limit_per_minute, services.client_ip, counter=rate_counter),
-        RequestLimits(settings.max_body_bytes, settings.max_screenshot_body_bytes),
+        RateLimiter(settings.rate_limit_per_minute, lambda req: client_ip(req, settings),
+                    counter=rate_counter),
+        RequestLimits(settings.max_body_bytes, settings.max_screenshot_body_bytes,
+                      settings.max_recording_body_bytes),
     ]
     app = falcon.App(middleware=middleware, cors_enable=False)
-    handler = falcon.media.JSONHandler(dumps=_dumps)
+    handler = falcon.media.JSONHandler(dumps=dumps)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
+    app.req_options.media_handlers["text/plain"] = handler  # sendBeacon's JSON (no preflight)
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 
+    # Every route of the service, here and nowhere else.
     app.add_route("/health", Health(services))
     app.add_route("/api/v1/openapi.json", OpenApi())
+    tracker_script = TrackerScript()
+    app.add_route("/tracker.js", tracker_script)
+    app.add_route("/tracker/{name}", tracker_script, suffix="chunk")
+    # The site flow: widgets with signed JWTs, traded for statistics tokens.
     app.add_route("/.well-known/jwks.json", Jwks(services))
     app.add_route("/site/account/{account_id:uuid}/widgets", Widgets(services))
     app.add_route("/site/widget/{widget_id:uuid}/account_statistics", AccountStatistics(services))
+    # Writes from sites (statistics token), through hindsight.ingestion.
+    app.add_route("/api/v1/track", Track(services))
+    app.add_route("/api/v1/track/screenshot", ScreenshotUpload(services))
+    app.add_route("/api/v1/track/recording", RecordingUpload(services))  # DOM recording segments
+    # /api/v1/sessions: POST (site) creates one through hindsight.ingestion; the rest are
+    # analysts' reads (API key).
     app.add_route("/api/v1/sessions", SessionsCollection(services))
     app.add_route("/api/v1/sessions/{session_id:uuid}", SessionItem(services))
     app.add_route("/api/v1/sessions/{session_id:uuid}/events", SessionEvents(services))
     app.add_route("/api/v1/sessions/{session_id:uuid}/screenshots", SessionScreenshots(services))
+    app.add_route("/api/v1/sessions/{session_id:uuid}/recording", SessionRecording(services))
+    app.add_route("/api/v1/sessions/{session_id:uuid}/recording/{segment:int(min=0,max=1000000)}",
+                  RecordingSegment(services))
     app.add_route("/api/v1/screenshots/{screenshot_id:int(min=1)}", ScreenshotImage(services))
-    app.add_route("/api/v1/track", Track(services))
-    app.add_route("/api/v1/track/screenshot", ScreenshotUpload(services))
-    add_stats_routes(app, services)  # /api/v1/stats/...: the dashboard's numbers, from the roll-ups
+    for path, make in stats.ROUTES.items():  # /api/v1/stats/...: the roll-ups' numbers
+        app.add_route(path, make(services))
+    # The seed's API (hindsight.seed), kept for widget scripts built against it.
+    app.add_route("/api/token", TokenCollection(services))
+    app.add_route("/api/token/{token:uuid}", TokenItem(services))
+    app.add_route("/api/sessions/add", SeedSessions(services))
+    app.add_route("/api/pages/add", SeedPages(services))
+    app.add_route("/api/events/add", SeedInteractions(services))
+    app.add_route("/api/referrers/add", SeedReferrers(services))
+    app.add_route("/api/health/stacks", SeedHealth(services))
+    # The analysts' dashboard: pages and their JSON twins (hindsight.dashboard).
+    p = dashboard_web.PREFIX
+    app.add_route(p, Home())
+    app.add_route(f"{p}/login", Login(services))
+    app.add_route(f"{p}/logout", Logout(services))
+    app.add_route(f"{p}/switch-account", SwitchAccount(services))
+    app.add_route(f"{p}/sessions", SessionsPage(services))
+    app.add_route(f"{p}/sessions/{{session_id:uuid}}", ReplayPage(services))
+    app.add_route(f"{p}/sessions/{{session_id:uuid}}/events", ReplayEvents(services))
+    app.add_route(f"{p}/sessions/{{session_id:uuid}}/recording", RecordingTwin(services))
+    app.add_route(f"{p}/sessions/{{session_id:uuid}}/recording/{{segment:int(min=0,max=1000000)}}",
+                  RecordingSegmentTwin(services))
+    app.add_route(f"{p}/player", PlayerPage())  # the sandboxed DOM replay player
+    app.add_route(f"{p}/screenshots/{{screenshot_id:int(min=1)}}", ReplayScreenshot(services))
+    app.add_route(f"{p}/heatmaps", HeatmapsPage(services))
+    app.add_route(f"{p}/heatmaps/image.png", HeatmapImage(services))
+    app.add_route(f"{p}/overview", OverviewPage(services))
+    account = AccountPage(services)
+    app.add_route(f"{p}/account", account)
+    app.add_route(f"{p}/account/keys", account, suffix="keys")
+    app.add_route(f"{p}/account/keys/{{key_id:int(min=1)}}/revoke", account, suffix="revoke")
+    app.add_route(f"{p}/account/users/{{user_id:int(min=1)}}/unlock", account, suffix="unlock")
+    app.add_static_route(f"{p}/static", str(dashboard_web.STATIC))
+    app.set_error_serializer(dashboard.serialize_error)  # dashboard pages' errors as pages
+
+    # Background work on the scheduler.
     register_lifecycle(scheduler, settings)  # roll-up refresh and retention jobs
-    tracker_script = TrackerScript()
-    app.add_route("/tracker.js", tracker_script)
-    app.add_route("/tracker/{name}", tracker_script, suffix="chunk")
-    install_stacks(app, services)  # statistics stacks: the seed's routes, scheduler tasks
-    dashboard.register(app, services)  # /dashboard/...: the analysts' pages and their JSON twins
+    stacks.install(scheduler)  # statistics stacks: monitor and due flushes
     return app
 
 

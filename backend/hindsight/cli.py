@@ -133,8 +133,8 @@ def _read_password(args) -> str:
 
 
 def cmd_users_create(args, settings: Settings) -> int:
-    from .dashboard.store import create_user
     from .db import connect
+    from .logins.users import create_user
 
     password = _read_password(args)
     with connect(_database_url(settings)) as conn:
@@ -144,6 +144,21 @@ def cmd_users_create(args, settings: Settings) -> int:
             print(f"hindsight users create: {ex}", file=sys.stderr)
             return 2
     print(json.dumps(user))
+    return 0
+
+
+def cmd_users_unlock(args, settings: Settings) -> int:
+    """Forget an e-mail's failed dashboard logins (from every address): lifts its lockouts."""
+    from .db import connect
+    from .logins.limits import clear_failures
+    from .logins.users import normalize_email
+
+    with connect(_database_url(settings)) as conn:
+        cleared = clear_failures(conn, args.email)
+        known = conn.execute("SELECT 1 FROM dashboard_users WHERE email = %s",
+                             (normalize_email(args.email),)).fetchone() is not None
+    print(json.dumps({"email": normalize_email(args.email), "user_exists": known,
+                      "failures_cleared": cleared}))
     return 0
 
 
@@ -202,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin", action="store_true", help="may switch to any account")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.set_defaults(func=cmd_users_create)
+    p = users.add_parser("unlock", help="lift the login lockouts of an e-mail (forgets its failed logins)")
+    p.add_argument("email")
+    p.set_defaults(func=cmd_users_unlock)
 
     jwt = sub.add_parser("jwt", help="widget JWT signing keys").add_subparsers(dest="action", required=True)
     p = jwt.add_parser("rotate", help="start signing with a new key; the old one verifies for one JWT lifetime")

@@ -51,6 +51,15 @@ def conflict(description: str) -> ApiError:
     return ApiError(falcon.HTTP_409, "Conflict", description)
 
 
+def payload_too_large(description: str) -> ApiError:
+    return ApiError(falcon.HTTP_413, "Payload Too Large", description)
+
+
+def request_timeout() -> ApiError:
+    """The body did not arrive in time (raised by hindsight.worker, which then closes the connection)."""
+    return ApiError(falcon.HTTP_408, "Request Timeout", "The request body did not arrive in time.")
+
+
 def serialize_error(req: falcon.Request, resp: falcon.Response, exception: falcon.HTTPError) -> None:
     """Render every HTTPError as the one JSON error shape."""
     resp.content_type = falcon.MEDIA_JSON

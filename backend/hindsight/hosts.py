@@ -1,10 +1,13 @@
-"""Which host a browser request comes from, and whether a registered domain covers it."""
+"""Host names: the host of a URL, and the registered domains that may cover a host.
+
+Whether a registered domain covers the page that sent a write is decided in SQL, with the
+rest of the write's checks (hindsight.queries.writers); `covers` is the same rule for the
+site flow, where the domain comes from a widget JWT rather than from a token's row.
+"""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
-
-import falcon
 
 
 def hostname_of(url: str | None) -> str | None:
@@ -18,11 +21,6 @@ def hostname_of(url: str | None) -> str | None:
     return host.lower().rstrip(".") if host else None
 
 
-def requesting_host(req: falcon.Request) -> str | None:
-    """Return the host of the page that made the request: Origin, else Referer."""
-    return hostname_of(req.get_header("Origin")) or hostname_of(req.get_header("Referer"))
-
-
 def covers(domain: str, host: str) -> bool:
     """A registered domain covers itself and its subdomains."""
     return host == domain or host.endswith("." + domain)
@@ -33,10 +31,3 @@ def candidate_domains(host: str) -> list[str]:
     parts = host.split(".")
     return [".".join(parts[i:]) for i in range(len(parts))]
 
-
-def strip_query(url: str | None) -> str | None:
-    """Drop the query string and fragment of a URL."""
-    if not url:
-        return url
-    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
-    return url if cut < 0 else url[:cut]

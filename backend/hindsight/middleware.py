@@ -13,19 +13,26 @@ from .hosts import candidate_domains, hostname_of
 from .ratelimit import HostCounter
 
 JSON_TYPES = ("application/json", "text/plain")  # text/plain: sendBeacon without a preflight
+# A DOM recording segment (gzip or JSON bytes): a sendBeacon Blob's type, or the JSON types.
+RECORDING_PATH = "/api/v1/track/recording"
+RECORDING_TYPES = ("application/octet-stream", *JSON_TYPES)
 
 
 class RequestLimits:
-    """413 before reading an oversized body; 411 for chunked bodies; 415 for non-JSON."""
+    """413 before reading an oversized body; 411 for chunked bodies; 415 for non-JSON
+    (a recording segment is bytes: octet-stream, or the JSON types, on its path only)."""
 
-    def __init__(self, max_body: int, max_screenshot_body: int) -> None:
+    def __init__(self, max_body: int, max_screenshot_body: int, max_recording_body: int | None = None) -> None:
         self._max_body = max_body
         self._max_screenshot_body = max_screenshot_body
+        self._max_recording_body = max_body if max_recording_body is None else max_recording_body
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.method not in ("POST", "PUT", "PATCH"):
             return
-        limit = self._max_screenshot_body if req.path.endswith("/screenshot") else self._max_body
+        recording = req.path == RECORDING_PATH
+        limit = (self._max_recording_body if recording else
+                 self._max_screenshot_body if req.path.endswith("/screenshot") else self._max_body)
         length = req.content_length
         if length is None:
             if req.get_header("Transfer-Encoding"):
@@ -37,6 +44,11 @@ class RequestLimits:
             raise ApiError(falcon.HTTP_413, "Payload Too Large",
                            f"The request body is {length} bytes; the limit here is {limit}.")
         media_type = (req.content_type or "").split(";")[0].strip().lower()
+        if recording:
+            if length and media_type not in RECORDING_TYPES:
+                raise ApiError(falcon.HTTP_415, "Unsupported Media Type",
+                               "Send the segment with Content-Type: application/octet-stream.")
+            return
         # The dashboard's pages post HTML forms (urlencoded); everything else takes JSON.
         if length and media_type not in JSON_TYPES and not req.path.startswith("/dashboard/"):
             raise ApiError(falcon.HTTP_415, "Unsupported Media Type",
@@ -103,7 +115,7 @@ class Cors:
     def __init__(self, is_registered_host: Callable[[str], bool]) -> None:
         self._is_registered_host = is_registered_host
 
-    BROWSER_PATHS = ("/api/v1/sessions", "/api/v1/track", "/api/v1/track/screenshot")
+    BROWSER_PATHS = ("/api/v1/sessions", "/api/v1/track", "/api/v1/track/screenshot", RECORDING_PATH)
     BROWSER_PREFIXES = ("/site/", "/api/sessions/", "/api/pages/", "/api/events/", "/api/referrers/")
 
     @classmethod

@@ -1,4 +1,5 @@
-"""The collaborators every resource shares, built once per process by the app factory."""
+"""The collaborators every resource and the ingestion pipeline share, built once per
+process by the app factory (no HTTP here: hindsight.resources.http reads requests)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import falcon
 
 from .db import Pool
 from .scheduler import Scheduler
@@ -42,10 +41,3 @@ class Services:
     scheduler: Scheduler
     stacks: StatisticsStacks
     clock: Callable[[], datetime] = utc_now
-
-    def client_ip(self, req: falcon.Request) -> str:
-        if self.settings.trust_forwarded_for:
-            forwarded = req.get_header("X-Forwarded-For")
-            if forwarded:
-                return forwarded.split(",")[0].strip()
-        return req.remote_addr or ""

@@ -136,14 +136,29 @@ class KeyRing:
             key = self._verifying.get(kid)
         if key is None:
             raise jwt.InvalidKeyError("unknown key id")
-        return jwt.decode(
+        claims = jwt.decode(
             token, key.public_key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
             options={"require": ["exp", "iat", "widget_id", "account_id", "domain"]},
         )
+        check_claim_types(claims)
+        return claims
 
     def jwks(self) -> dict[str, Any]:
         self._fresh()
         return {"keys": [key.public_jwk for key in self._verifying.values()]}
+
+
+# Our own claims are strings of bounded length: a token signed by this instance with
+# other types (a bug, or a key used elsewhere) is refused like a forged one, not a 500.
+CLAIM_MAX_LENGTHS = {"widget_id": 64, "account_id": 64, "domain": 253}
+
+
+def check_claim_types(claims: dict[str, Any]) -> None:
+    """Raise jwt.InvalidTokenError naming the first of our claims that is not a short string."""
+    for name, longest in CLAIM_MAX_LENGTHS.items():
+        value = claims.get(name)
+        if not isinstance(value, str) or not 0 < len(value) <= longest:
+            raise jwt.InvalidTokenError(f"the claim {name} must be a string of 1 to {longest} characters")
 
 
 def widget_claims(widget_id: str, account_id: str, domain: str, now: datetime,

@@ -8,10 +8,13 @@ from datetime import timedelta
 import falcon
 
 from ..errors import forbidden
+from ..logins import limits as login_limits
+from ..logins import users
+from ..resources.http import client_ip
 from ..services import Services
-from . import store, web
+from . import web
 
-RETRY_AFTER_SECONDS = int(store.FAILURE_WINDOW.total_seconds())
+RETRY_AFTER_SECONDS = int(login_limits.FAILURE_WINDOW.total_seconds())
 
 
 class Login:
@@ -36,28 +39,30 @@ class Login:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._form(req, resp)
 
+    @falcon.before(web.login_form)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        data = web.form(req)
+        data = req.context.form
         email = data.get("email", "")[:254]
         password = data.get("password", "")
         target = web.safe_next(data.get("next"))
-        web.check_csrf(web.cookie(req, web.LOGIN_CSRF_COOKIE), data.get("csrf_token"))
         now = self._s.clock()
-        ip_hash = self._s.ip_hash(self._s.client_ip(req))
+        ip_hash = self._s.ip_hash(client_ip(req, self._s.settings))
         settings = self._s.settings
+        limits = login_limits.Limits(settings.login_failures_per_email, settings.login_failures_per_ip)
         with self._s.pool.connection() as conn, conn.transaction():
             # One login attempt per e-mail at a time, so the count below cannot be raced.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('dashboard-login:' || %s))",
-                         (store.normalize_email(email),))
-            by_email, by_ip = store.recent_failures(conn, email, ip_hash, now)
-            limited = (by_email >= settings.login_failures_per_email
-                       or by_ip >= settings.login_failures_per_ip)
-            user = None if limited else store.authenticate(conn, email, password)
+                         (users.normalize_email(email),))
+            recent = login_limits.recent_failures(conn, email, ip_hash, now)
+            limited = recent.lockout(limits) is not None
+            user = None if limited else users.authenticate(conn, email, password)
             if user is None and not limited:
-                store.record_failure(conn, email, ip_hash, now)
+                login_limits.record_failure(conn, email, ip_hash, now)
+                login_limits.log_new_lockout(recent, limits, email, ip_hash, now)
             if user is not None:
-                store.clear_email_failures(conn, email)
-                token = store.start_session(conn, user, now,
+                # The user's own typos from here are forgotten; guesses from elsewhere still count.
+                login_limits.clear_failures(conn, email, ip_hash, from_address=True)
+                token = users.start_session(conn, user, now,
                                             timedelta(hours=settings.dashboard_session_hours))
         if limited:
             resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
@@ -80,12 +85,10 @@ class Logout:
     def __init__(self, services: Services) -> None:
         self._s = services
 
+    @falcon.before(web.logged_in_form)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        data = web.form(req)
         with self._s.pool.connection() as conn:
-            user = web.current_user(req, conn, self._s)
-            web.check_csrf(user.csrf_token, data.get("csrf_token"))
-            store.end_session(conn, user.token_hash)
+            users.end_session(conn, req.context.user.token_hash)
         web.clear_cookie(req, resp, self._s, web.SESSION_COOKIE)
         raise falcon.HTTPSeeOther(f"{web.PREFIX}/login")
 
@@ -96,18 +99,17 @@ class SwitchAccount:
     def __init__(self, services: Services) -> None:
         self._s = services
 
+    @falcon.before(web.logged_in_form)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        data = web.form(req)
+        user, data = req.context.user, req.context.form
+        if not user.is_admin:
+            raise forbidden("Only an admin can switch accounts.")
+        try:
+            account_id = uuid.UUID(data.get("account_id", ""))
+        except ValueError as ex:
+            raise forbidden("No such account.") from ex
         with self._s.pool.connection() as conn:
-            user = web.current_user(req, conn, self._s)
-            web.check_csrf(user.csrf_token, data.get("csrf_token"))
-            if not user.is_admin:
-                raise forbidden("Only an admin can switch accounts.")
-            try:
-                account_id = uuid.UUID(data.get("account_id", ""))
-            except ValueError as ex:
-                raise forbidden("No such account.") from ex
-            if not store.switch_account(conn, user, account_id):
+            if not users.switch_account(conn, user, account_id):
                 raise forbidden("No such account.")
         raise falcon.HTTPSeeOther(web.safe_next(data.get("next")))
 

@@ -11,28 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import urllib.parse
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import falcon
 
+from .. import timerange
 from ..errors import bad_request
-from ..queries import stats
+from ..offload import run_in_thread
+from ..queries import heatmap_sources as sources
+from ..queries import screenshots as screenshot_queries
+from ..queries import traffic
 from ..services import Services
-from . import heatmap, queries, web
+from . import heatmap, web
 
-RANGES = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30),
-          "90d": timedelta(days=90)}
 DEFAULT_RANGE = "7d"
-
-
-def _time(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as ex:
-        raise bad_request(f"`{name}` is not an ISO 8601 time.", {name: ["Not a valid datetime."]}) from ex
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)  # a time without zone is UTC
 
 
 def selection(req: falcon.Request, now: datetime) -> dict:
@@ -45,27 +37,20 @@ def selection(req: falcon.Request, now: datetime) -> dict:
     if page and not page.startswith("/"):
         page = "/" + page
     host = (req.get_param("host") or "").strip().lower() or None
-    preset = req.get_param("range") or (None if req.get_param("from") else DEFAULT_RANGE)
-    end = _time(req.get_param("to"), "to") or now
-    if preset in RANGES:
-        start = end - RANGES[preset]
-    else:
-        start = _time(req.get_param("from"), "from") or end - RANGES[DEFAULT_RANGE]
-        preset = None
-    if start >= end:
-        raise bad_request("`from` must be before `to`.", {"from": ["Must be before `to`."]})
-    return {"page": page or None, "host": host, "range": preset, "start": start, "end": end}
+    rng = timerange.dashboard_range(req.params, now, default_preset=DEFAULT_RANGE)
+    return {"page": page or None, "host": host, "range": rng.preset, "start": rng.start, "end": rng.end,
+            "end_given": bool(req.get_param("to"))}
 
 
 def _params(account_id, sel: dict) -> dict:
-    return queries.page_params(account_id, sel["page"], sel["host"], sel["start"], sel["end"])
+    return sources.page_params(account_id, sel["page"], sel["host"], sel["start"], sel["end"])
 
 
 def _page(conn, account_id, sel: dict) -> tuple[heatmap.Page, dict | None, list[heatmap.Click]]:
     params = _params(account_id, sel)
-    shot = queries.latest_screenshot(conn, params)
+    shot = sources.latest_screenshot(conn, params)
     clicks = [heatmap.Click(r["x"], r["y"], r["viewport_width"], r["rage"])
-              for r in queries.heatmap_clicks(conn, params)]
+              for r in sources.heatmap_clicks(conn, params)]
     if shot is None:
         return heatmap.blank_page(clicks), None, clicks
     return (heatmap.Page(None, shot["image_width"], shot["image_height"], shot["viewport_width"]),
@@ -76,6 +61,8 @@ def image_query(sel: dict) -> str:
     params = {"page": sel["page"], "host": sel["host"]}
     if sel["range"]:
         params["range"] = sel["range"]
+        if sel["end_given"]:
+            params["to"] = sel["end"].isoformat()
     else:
         params.update({"from": sel["start"].isoformat(), "to": sel["end"].isoformat()})
     return web.query_string(params)
@@ -89,14 +76,14 @@ class HeatmapsPage:
         with self._s.pool.connection() as conn:
             user = web.current_user(req, conn, self._s)
             sel = selection(req, self._s.clock())
-            rng = stats.hour_range(sel["start"], sel["end"])
-            pages = stats.top_pages(conn, user.account_id, rng, 25, sel["host"])
+            rng = traffic.hour_range(sel["start"], sel["end"])
+            pages = traffic.top_pages(conn, user.account_id, rng, 25, sel["host"])
             if sel["page"] is None and pages:
                 sel["page"] = pages[0]["path"]
             result = None
             if sel["page"] is not None:
                 page, shot, clicks = _page(conn, user.account_id, sel)
-                depths = queries.scroll_depths(conn, _params(user.account_id, sel))
+                depths = sources.scroll_depths(conn, _params(user.account_id, sel))
                 result = {
                     "clicks": len(clicks),
                     "rage_clicks": sum(c.rage for c in clicks),
@@ -110,7 +97,7 @@ class HeatmapsPage:
                 }
         view = {"page": sel["page"], "host": sel["host"], "range": sel["range"],
                 "from": sel["start"], "to": sel["end"], "top_pages": pages, "heatmap": result}
-        web.respond(req, resp, "heatmaps.html", view, user, nav="heatmaps", ranges=list(RANGES))
+        web.respond(req, resp, "heatmaps.html", view, user, nav="heatmaps", ranges=list(timerange.PRESETS))
 
 
 class HeatmapImage:
@@ -124,23 +111,25 @@ class HeatmapImage:
             if sel["page"] is None:
                 raise bad_request("Choose a page (`page=/path`).", {"page": ["Required."]})
             params = _params(user.account_id, sel)
-            shot = queries.latest_screenshot(conn, params)
-            mark = queries.heatmap_fingerprint(conn, params)
-            depths = queries.scroll_depths(conn, params)
+            shot = sources.latest_screenshot(conn, params)
+            mark = sources.heatmap_fingerprint(conn, params)
+            depths = sources.scroll_depths(conn, params)
             key = hashlib.sha256(web.dumps([
                 heatmap.RENDER_VERSION, user.account_id, sel["page"], sel["host"],
                 shot and shot["content_hash"], mark["clicks"], mark["first_click"], mark["last_click"],
                 sorted(depths),
             ]).encode()).digest()
-            png = queries.cached_heatmap(conn, user.account_id, key)
+            png = sources.cached_heatmap(conn, user.account_id, key)
             resp.set_header("X-Heatmap-Cache", "hit" if png else "miss")
             if png is None:
                 page, shot, clicks = _page(conn, user.account_id, sel)
                 if shot is not None:
-                    image = queries.screenshot_bytes(conn, user.account_id, shot["screenshot_id"])
+                    found = screenshot_queries.image(conn, user.account_id, shot["screenshot_id"])
+                    image = bytes(found["image_data"]) if found else None
                     page = heatmap.Page(image, page.image_width, page.image_height, page.css_width)
-                png = heatmap.render(page, clicks, depths)
-                queries.store_heatmap(conn, user.account_id, key, png)
+                # Seconds of CPU for a long page: off the gevent hub (hindsight.offload).
+                png = run_in_thread(heatmap.render, page, clicks, depths)
+                sources.store_heatmap(conn, user.account_id, key, png)
         resp.content_type = "image/png"
         resp.cache_control = ["private", "no-cache"]
         resp.set_header("X-Content-Type-Options", "nosniff")

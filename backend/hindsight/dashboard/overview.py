@@ -1,11 +1,11 @@
-"""The overview: a time range's traffic from the roll-ups (hindsight.queries.stats).
+"""The overview: a time range's traffic from the roll-ups (hindsight.queries.traffic).
 
-    GET /dashboard/overview[?range=24h|7d|30d|90d]   (or ?format=json)
+    GET /dashboard/overview[?range=1h|24h|7d|30d|90d]   (or ?format=json)
 
 Sessions, page views, events and errors over time, hot routes, referrers, devices,
-browsers and OS come from the roll-ups; the slowest network endpoints from the raw
-network events (the roll-ups keep no durations); the pages with the most errors from
-the hourly pages roll-up.
+browsers and OS come from the roll-ups; the slowest network endpoints from the network
+roll-ups (duration histograms: percentiles within 5 %); the pages with the most errors
+from the hourly pages roll-up.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from datetime import timedelta
 
 import falcon
 
-from ..queries import stats
+from .. import timerange
+from ..queries import traffic
 from ..services import Services
-from . import queries, web
+from . import web
 
-RANGES = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30),
-          "90d": timedelta(days=90)}
 DEFAULT_RANGE = "7d"
 METRICS = (("sessions", "Sessions"), ("page_views", "Page views"), ("events", "Events"),
            ("errors", "Errors"))
@@ -47,29 +46,29 @@ class OverviewPage:
         self._s = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        preset = req.get_param("range") or DEFAULT_RANGE
-        if preset not in RANGES:
-            preset = DEFAULT_RANGE
-        end = self._s.clock()
-        start = end - RANGES[preset]
-        interval = "hour" if RANGES[preset] <= timedelta(days=7) else "day"
+        # A preset only: the page has no from/to (an unknown preset is the default).
+        chosen = timerange.dashboard_range({"range": req.get_param("range")}, self._s.clock(),
+                                           default_preset=DEFAULT_RANGE)
+        start, end, preset = chosen.start, chosen.end, chosen.preset
+        interval = "hour" if end - start <= timedelta(days=7) else "day"
         with self._s.pool.connection() as conn:
             user = web.current_user(req, conn, self._s)
             account = user.account_id
-            rng = stats.hour_range(start, end) if interval == "hour" else stats.day_range(start, end)
-            series = stats.series(conn, account, rng, interval)
-            hours = stats.hour_range(start, end)
-            days = stats.day_range(start, end)
+            rng = traffic.hour_range(start, end) if interval == "hour" else traffic.day_range(start, end)
+            series = traffic.series(conn, account, rng, interval)
+            hours = traffic.hour_range(start, end)
+            days = traffic.day_range(start, end)
+            top_pages, error_pages = traffic.page_lists(conn, account, hours, 10)
             view = {
                 "range": preset, "from": rng.start, "to": rng.end, "interval": interval,
                 "series": series,
                 "totals": {key: sum(r[key] for r in series) for key, _ in METRICS},
-                "top_pages": stats.top_pages(conn, account, hours, 10),
-                "breakdowns": {dim: stats.breakdown(conn, account, dim, days, 8)
+                "top_pages": top_pages,
+                "breakdowns": {dim: traffic.breakdown(conn, account, dim, days, 8)
                                for dim, _ in BREAKDOWNS},
-                "slowest_endpoints": queries.slowest_endpoints(conn, account, start, end),
-                "error_pages": queries.error_pages(conn, account, hours.start, hours.end),
+                "slowest_endpoints": traffic.slowest_endpoints(conn, account, start, end),
+                "error_pages": error_pages,
             }
         charts = {key: bars(series, key) for key, _ in METRICS}
-        web.respond(req, resp, "overview.html", view, user, nav="overview", ranges=list(RANGES),
+        web.respond(req, resp, "overview.html", view, user, nav="overview", ranges=list(timerange.PRESETS),
                     charts=charts, metrics=METRICS, breakdown_names=BREAKDOWNS)

@@ -7,23 +7,26 @@
                                                   first page of events
     GET /dashboard/sessions/{id}/events           a further page of events (JSON), while it plays
     GET /dashboard/screenshots/{id}               a screenshot's bytes, for this account only
+                                                  (served as /api/v1/screenshots/{id} serves them)
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 import falcon
-from marshmallow import ValidationError
+from marshmallow import EXCLUDE, ValidationError, fields, validate
 
+from .. import timerange
 from ..errors import not_found
 from ..queries import events as event_queries
+from ..queries import replay
 from ..queries import screenshots as screenshot_queries
 from ..queries import sessions as session_queries
-from ..schemas import SessionListQuerySchema
+from ..resources.screenshots import send_screenshot
+from ..schemas import DEVICE_TYPES, EventListQuerySchema, SessionListQuerySchema
 from ..services import Services
-from . import queries, web
+from . import web
 
 PAGE_SIZE = 50
 # The list counts matching sessions up to this many past the page ("1,050+" beyond):
@@ -31,8 +34,6 @@ PAGE_SIZE = 50
 COUNT_BEYOND = 1_000
 FIRST_EVENTS = 500      # events in the replay's first answer: playback starts with these
 EVENTS_PAGE = 2000      # and the player fetches the rest in pages of this size
-RANGES = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
-          "30d": timedelta(days=30), "90d": timedelta(days=90)}
 FILTERS = ("range", "from", "to", "user_id", "device_type", "browser", "os", "page_url",
            "min_duration", "has_errors", "has_rage_clicks", "sort", "offset", "limit")
 # Columns the analyst can sort by: (label, sort key).
@@ -44,11 +45,11 @@ def _list_query(req: falcon.Request, now) -> tuple[dict, dict, dict]:
     """(query for list_sessions, the filters as given, validation errors)."""
     given = {k: v for k, v in req.params.items() if k in FILTERS and isinstance(v, str) and v.strip() != ""}
     raw = {k: v.strip() for k, v in given.items() if k != "range"}
-    preset = given.get("range")
-    if preset in RANGES and "from" not in raw:
-        raw["from"] = (now - RANGES[preset]).isoformat()
     raw.setdefault("limit", str(PAGE_SIZE))
     try:
+        start = timerange.preset_start(given, now)   # a preset wins over `from`
+        if start is not None:
+            raw["from"] = start.isoformat()
         return SessionListQuerySchema().load(raw), given, {}
     except ValidationError as ex:
         fallback = SessionListQuerySchema().load({"limit": str(PAGE_SIZE)})
@@ -85,8 +86,8 @@ class SessionsPage:
             "offset": page["offset"],
             "data": [_row(r) for r in page["data"]],
         }
-        web.respond(req, resp, "sessions.html", view, user, ranges=list(RANGES), sortable=SORTABLE,
-                    device_types=("desktop", "mobile", "tablet", "bot", "other"), nav="sessions")
+        web.respond(req, resp, "sessions.html", view, user, ranges=list(timerange.PRESETS), sortable=SORTABLE,
+                    device_types=DEVICE_TYPES, nav="sessions")
 
 
 def _facts(row: dict) -> dict:
@@ -99,8 +100,9 @@ def _facts(row: dict) -> dict:
 
 
 def _event(row: dict) -> dict:
-    # Only what the player shows; nulls left out to keep long sessions light.
-    return {k: v for k, v in row.items() if v is not None}
+    # Only what the player shows; nulls left out to keep long sessions light. `rage` is
+    # the server's rule (queries.events.rage_click), so the player applies none of its own.
+    return {k: v for k, v in row.items() if v is not None and (k != "rage" or v)}
 
 
 def replay_data(conn, account_id: uuid.UUID, session_id: uuid.UUID) -> dict | None:
@@ -111,13 +113,13 @@ def replay_data(conn, account_id: uuid.UUID, session_id: uuid.UUID) -> dict | No
     shots = screenshot_queries.list_for_session(conn, session_id)
     for shot in shots:
         shot["url"] = f"{web.PREFIX}/screenshots/{shot['screenshot_id']}"
-    marks = queries.markers(conn, account_id, session_id, session["started_at"])
-    events = event_queries.list_events(conn, session_id, FIRST_EVENTS, 0)
+    marks = replay.markers(conn, account_id, session_id, session["started_at"])
+    events = event_queries.list_events(conn, session_id, FIRST_EVENTS, 0, rage_flag=True)
     return {
         "session": _facts(session),
         "screenshots": shots,
         "markers": marks,
-        "markers_truncated": len(marks) >= queries.MAX_MARKERS,
+        "markers_truncated": len(marks) >= replay.MAX_MARKERS,
         "events": [_event(e) for e in events],
         "events_total": session["event_count"],
         "events_next": (f"{web.PREFIX}/sessions/{session_id}/events?offset={len(events)}&limit={EVENTS_PAGE}"
@@ -144,21 +146,32 @@ class ReplayPage:
                     data_url=f"{web.PREFIX}/sessions/{session_id}?format=json")
 
 
+class ReplayEventsQuerySchema(EventListQuerySchema):
+    """The API's paging (offset and limit bounded there), in pages of EVENTS_PAGE."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    limit = fields.Integer(load_default=EVENTS_PAGE, validate=validate.Range(min=1, max=10_000))
+
+
 class ReplayEvents:
     """A page of a session's events, in time order (the player's background loading)."""
+
+    schema = ReplayEventsQuerySchema()
 
     def __init__(self, services: Services) -> None:
         self._s = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: uuid.UUID) -> None:
-        offset = req.get_param_as_int("offset", min_value=0, default=0)
-        limit = req.get_param_as_int("limit", min_value=1, max_value=10_000, default=EVENTS_PAGE)
+        query = self.schema.load(dict(req.params))
+        offset, limit = query["offset"], query["limit"]
         with self._s.pool.connection() as conn:
             user = web.current_user(req, conn, self._s, json_twin=True)
             session = session_queries.get_session(conn, user.account_id, session_id)
             if session is None:
                 raise not_found("No such session in this account.")
-            rows = event_queries.list_events(conn, session_id, limit, offset)
+            rows = event_queries.list_events(conn, session_id, limit, offset, rage_flag=True)
         following = offset + len(rows)
         view = {
             "data": [_event(e) for e in rows], "offset": offset, "total": session["event_count"],
@@ -170,8 +183,8 @@ class ReplayEvents:
         resp.text = web.dumps(view)
 
 
-class ScreenshotImage:
-    """The image bytes for a logged-in user of the screenshot's account."""
+class ReplayScreenshot:
+    """A screenshot's bytes for a logged-in user of its account (the replay's images)."""
 
     def __init__(self, services: Services) -> None:
         self._s = services
@@ -180,15 +193,4 @@ class ScreenshotImage:
         with self._s.pool.connection() as conn:
             user = web.current_user(req, conn, self._s, json_twin=True)
             row = screenshot_queries.image(conn, user.account_id, screenshot_id)
-        if row is None:
-            raise not_found("No such screenshot in this account.")
-        etag = f'"{row["content_hash"]}"'
-        resp.etag = etag
-        resp.set_header("X-Content-Type-Options", "nosniff")
-        # Private: one account's; immutable: an id never changes content.
-        resp.cache_control = ["private", "max-age=86400", "immutable"]
-        if req.get_header("If-None-Match") == etag:
-            resp.status = falcon.HTTP_304
-            return
-        resp.content_type = f"image/{row['image_format']}"
-        resp.data = bytes(row["image_data"])
+        send_screenshot(req, resp, row)

@@ -1,4 +1,5 @@
-"""What every dashboard page shares: templates, the logged-in user, cookies, CSRF, JSON twins.
+"""What every dashboard page shares: templates, the logged-in user, cookies, CSRF (a
+`falcon.before` hook on every form's POST), JSON twins.
 
 A page resource builds one dict (its view) and `respond` renders it with the page's
 template, or as JSON when the request asks for `?format=json` — the page and its JSON
@@ -9,10 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import json
+import re
 import secrets
 import urllib.parse
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,11 @@ import falcon
 import jinja2
 
 from ..db import Conn
-from ..errors import ApiError, forbidden, unauthorized
+from ..errors import ApiError, bad_request, forbidden, unauthorized
+from ..json_encoding import dumps
+from ..logins import users
+from ..logins.users import DashboardUser
 from ..services import Services
-from . import store
-from .store import DashboardUser
 
 ROOT = Path(__file__).resolve().parents[3] / "dashboard"
 TEMPLATES = ROOT / "templates"
@@ -84,20 +85,6 @@ def _environment() -> jinja2.Environment:
 
 
 ENV = _environment()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).hex()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
 
 
 def wants_json(req: falcon.Request) -> bool:
@@ -165,10 +152,16 @@ def login_url(req: falcon.Request) -> str:
     return f"{PREFIX}/login?" + urllib.parse.urlencode({"next": target})
 
 
+# A `next` worth keeping: a path under /dashboard/ (with a query), in printable ASCII
+# (no CR/LF: it becomes a Location header; no tab or backslash, which browsers drop or
+# read as "/"), without "." or ".." segments or percent-escapes that could reshape it.
+_SAFE_NEXT = re.compile(r"/dashboard/[A-Za-z0-9_\-~/]*(\?[A-Za-z0-9_\-.~!$&'()*+,;=:@/?%]*)?\Z")
+
+
 def safe_next(target: str | None) -> str:
-    """Only a path inside the dashboard: never an open redirect to another site."""
-    if (target and target.startswith(PREFIX + "/") and not target.startswith("//")
-            and "\\" not in target and "://" not in target):
+    """Only a path inside the dashboard: never an open redirect, never a broken header."""
+    if (isinstance(target, str) and len(target) <= 2048 and _SAFE_NEXT.match(target)
+            and "//" not in target.partition("?")[0]):
         return target
     return f"{PREFIX}/sessions"
 
@@ -177,7 +170,7 @@ def current_user(req: falcon.Request, conn: Conn, services: Services,
                  json_twin: bool | None = None) -> DashboardUser:
     """The logged-in user, or: a redirect to the login page (pages), 401 (JSON twins)."""
     token = cookie(req, SESSION_COOKIE)
-    user = store.session_user(conn, token, services.clock()) if token else None
+    user = users.session_user(conn, token, services.clock()) if token else None
     if user is not None:
         return user
     if json_twin if json_twin is not None else wants_json(req):
@@ -186,18 +179,44 @@ def current_user(req: falcon.Request, conn: Conn, services: Services,
 
 
 def form(req: falcon.Request) -> dict[str, str]:
-    """The urlencoded form of a POST (empty when there is none)."""
+    """The urlencoded form of a POST, parsed by Falcon's URLEncodedFormHandler (empty when
+    there is none; a field sent twice keeps its first value, as a browser sends one)."""
     media_type = (req.content_type or "").split(";")[0].strip().lower()
     if media_type != falcon.MEDIA_URLENCODED:
         return {}
-    raw = req.bounded_stream.read().decode("utf-8", errors="replace")
-    return {k: v[0] for k, v in urllib.parse.parse_qs(raw, keep_blank_values=True).items()}
+    try:
+        fields = req.get_media()
+    except falcon.MediaMalformedError as ex:  # raw non-ASCII: browsers percent-encode
+        raise bad_request("The form is not valid URL-encoded text.") from ex
+    return {name: value[0] if isinstance(value, list) else value for name, value in fields.items()}
 
 
 def check_csrf(expected: str | None, sent: str | None) -> None:
     """Refuse a form whose CSRF token is missing or not this session's."""
     if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
         raise forbidden("The form's CSRF token is missing or invalid; reload the page and try again.")
+
+
+def logged_in_form(req: falcon.Request, resp: falcon.Response, resource: Any, params: dict) -> None:
+    """`@falcon.before` hook of every form a logged-in user posts: the user (or the login
+    page) and the form, whose `csrf_token` must be the session's (403 otherwise). The
+    responder finds them in `req.context.user` and `req.context.form`."""
+    data = form(req)
+    services: Services = resource._s
+    with services.pool.connection() as conn:
+        user = current_user(req, conn, services)
+    check_csrf(user.csrf_token, data.get("csrf_token"))
+    req.context.user = user
+    req.context.form = data
+
+
+def login_form(req: falcon.Request, resp: falcon.Response, resource: Any, params: dict) -> None:
+    """`@falcon.before` hook of the login form: no session yet, so its `csrf_token` must
+    equal the HttpOnly cookie set with the form (double submit). The form is in
+    `req.context.form`."""
+    data = form(req)
+    check_csrf(cookie(req, LOGIN_CSRF_COOKIE), data.get("csrf_token"))
+    req.context.form = data
 
 
 def new_login_csrf() -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from psycopg import sql
 
 from ..db import Conn
+from ..json_encoding import dumps
+from .writers import AUTHORIZED_WRITER, STRIPPED_URL
 
 # Columns filled from the tracker's event.
 EVENT_FIELDS = (
@@ -24,6 +25,17 @@ _TYPES = (
 _JSON_FIELDS = tuple(c for c in EVENT_FIELDS if c != "timestamp")
 
 
+def rage_click(alias: str = "") -> str:
+    """The rage-click rule, as SQL on the events row `alias` ("e." or ""): a click that
+    tracker.js marked, `event_data.rage` (the clicks in the burst) present and not false/0.
+
+    The one copy: the session counters (INSERT_BATCH), the replay's markers and events (its
+    player gets the result as a `rage` flag) and the heatmaps' rings all use it; migration
+    0017 backfilled with the same test."""
+    return (f"({alias}event_type = 'click' "
+            f"AND coalesce({alias}event_data->>'rage', 'false') NOT IN ('false', '0'))")
+
+
 def _identifiers(names) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, names))
 
@@ -31,17 +43,21 @@ def _identifiers(names) -> sql.Composable:
 # A batch is written by ONE statement: insert the events, count what was inserted,
 # write the statistics stacks' ledger row (hindsight/stacks/ledger.py) and move the
 # session's counters and last activity by exactly that. Two variants share it and differ
-# only in where the writer (account, host) comes from and in ON CONFLICT:
+# only in where the writer (account, host, whether to strip query strings) comes from and
+# in ON CONFLICT:
 #
 # - INSERT_NEW_BATCH_AUTHORIZED, the common case, run in autocommit (the statement is
-#   its own transaction: no BEGIN and COMMIT round trips). Its `writer` CTE checks the
-#   statistics token, its flag, the account, the session and the Origin, and says whether
-#   the domain strips query strings. There is no ON CONFLICT (a plain insert skips the
-#   speculative-insertion steps). No row back means something did not check out, and a
-#   unique violation means the batch was seen before: the caller then takes the
-#   step-by-step path, which says exactly what is wrong or stores the batch once.
+#   its own transaction: no BEGIN and COMMIT round trips). Its `writer` CTE is the one
+#   write decision (queries/writers.py: the token, its flag, the account, the session and
+#   the Origin), a row only when every check passes. There is no ON CONFLICT (a plain
+#   insert skips the speculative-insertion steps). No row back means something did not
+#   check out, and a unique violation means the batch was seen before: the caller then
+#   takes the step-by-step path, which reads the same checks to say exactly what is
+#   wrong, or stores the batch once.
 # - INSERT_BATCH, that step-by-step path's insert, in the caller's transaction after it
-#   has authorized the writer (given as parameters; query strings already stripped).
+#   has authorized the writer (given as parameters).
+#
+# Query strings are stripped here, in both variants (writers.STRIPPED_URL).
 #
 # The batch travels as two parameters, both cheap to build here and to read there:
 # the validated events as one JSON array (all fields but the timestamp, nulls left out;
@@ -57,14 +73,13 @@ WITH writer AS ({writer}
         unnest(%(timestamps)b::timestamptz[])
     ) AS u({json_columns}, "timestamp")
     {on_conflict}
-    RETURNING seq, event_type, "timestamp",
-              coalesce(event_data->>'rage', 'false') NOT IN ('false', '0') AS rage
+    RETURNING seq, event_type, "timestamp", {rage_click} AS rage_click
 ), counted AS (
     SELECT count(*) AS n,
            count(*) FILTER (WHERE event_type = 'page_view') AS page_views,
            count(*) FILTER (WHERE event_type = 'click') AS clicks,
            count(*) FILTER (WHERE event_type = 'error') AS errors,
-           count(*) FILTER (WHERE event_type = 'click' AND rage) AS rage_clicks,
+           count(*) FILTER (WHERE rage_click) AS rage_clicks,
            max("timestamp") AS last_at,
            array_agg(seq ORDER BY seq) FILTER (WHERE event_type IN ('page_view', 'click')) AS step_seqs,
            array_agg("timestamp" ORDER BY seq) FILTER (WHERE event_type IN ('page_view', 'click')) AS step_times
@@ -87,72 +102,58 @@ WHERE s.session_id = %(session_id)s
 RETURNING c.n AS inserted, w.account_id, w.host, w.strip_query
 """
 
-_AUTHORIZED_WRITER = """
-    SELECT t.account_id, t.host, coalesce(d.strip_query_strings, false) AS strip_query
-    FROM statistics_tokens t
-    JOIN accounts a ON a.account_id = t.account_id AND a.active
-    JOIN sessions ws ON ws.session_id = %(session_id)s AND ws.account_id = t.account_id
-    LEFT JOIN statistics_flags f ON f.account_id = t.account_id AND f.host = t.host
-    LEFT JOIN domains d ON d.account_id = t.account_id AND d.name = t.host
-    WHERE t.token = %(token)s AND t.revoked_at IS NULL AND t.expires_at > %(now)s
-      AND coalesce(f.enabled, true)
-      AND (%(origin_host)s::text IS NULL OR %(origin_host)s::text = t.host
-           OR right(%(origin_host)s::text, length(t.host) + 1) = '.' || t.host)"""
-
-_GIVEN_WRITER = """
-    SELECT %(account_id)s::uuid AS account_id, %(host)s::text AS host, false AS strip_query"""
+_GIVEN_WRITER = sql.SQL("""
+    SELECT %(account_id)s::uuid AS account_id, %(host)s::text AS host,
+           %(strip_query)s::boolean AS strip_query""")
 
 
-def _batch_statement(writer: str, on_conflict: str) -> str:
+def _batch_statement(writer: sql.Composable, on_conflict: str) -> str:
     return sql.SQL(_BATCH).format(
-        writer=sql.SQL(writer),
+        writer=writer,
         on_conflict=sql.SQL(on_conflict),
         columns=_identifiers(EVENT_FIELDS),
         select=sql.SQL(", ").join(
-            sql.SQL("CASE WHEN w.strip_query THEN substring(u.page_url from '^[^?#]*') "
-                    "ELSE u.page_url END")
+            sql.SQL(STRIPPED_URL.format(strip="w.strip_query", url="u.page_url"))
             if c == "page_url" else sql.SQL("u.{}").format(sql.Identifier(c)) for c in EVENT_FIELDS),
         definitions=sql.SQL(", ").join(
             sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
             for c, t in zip(EVENT_FIELDS, _TYPES, strict=True) if c != "timestamp"),
         json_columns=_identifiers(_JSON_FIELDS),
+        rage_click=sql.SQL(rage_click()),
     ).as_string()
 
 
-INSERT_NEW_BATCH_AUTHORIZED = _batch_statement(_AUTHORIZED_WRITER, "")
+INSERT_NEW_BATCH_AUTHORIZED = _batch_statement(sql.SQL(AUTHORIZED_WRITER), "")
 INSERT_BATCH = _batch_statement(_GIVEN_WRITER, "ON CONFLICT DO NOTHING")
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
-
-def insert_new_batch_authorized(conn: Conn, *, token: uuid.UUID, session_id: uuid.UUID,
-                                origin_host: str | None, now, batch: dict[str, Any]) -> dict | None:
+def insert_new_batch_authorized(conn: Conn, writer: dict[str, Any], session_id: uuid.UUID,
+                                batch: dict[str, Any]) -> dict | None:
     """Run INSERT_NEW_BATCH_AUTHORIZED on an autocommit connection; None: take the slow path.
 
-    Raises psycopg.errors.UniqueViolation when some of the batch is already stored."""
-    params = {"token": token, "session_id": session_id, "origin_host": origin_host, "now": now,
-              **batch}
+    `writer` is writers.writer_params(...). Raises psycopg.errors.UniqueViolation when
+    some of the batch is already stored."""
+    params = {**writer, "session_id": session_id, **batch}
     return conn.execute(INSERT_NEW_BATCH_AUTHORIZED, params, prepare=True).fetchone()
 
 
-def encode_batch(events: list[dict[str, Any]], strip_query) -> dict[str, Any]:
+def encode_batch(events: list[dict[str, Any]]) -> dict[str, Any]:
     """Turn validated events into the parameters of the batch statements (see there)."""
     rows = []
     timestamps = []
     for event in events:
         row = {k: v for k, v in event.items() if v is not None}
         timestamps.append(row.pop("timestamp"))
-        if strip_query is not None and "page_url" in row:
-            row["page_url"] = strip_query(row["page_url"])
         rows.append(row)
-    return {"events": _dumps(rows), "timestamps": timestamps}
+    return {"events": dumps(rows), "timestamps": timestamps}
 
 
 def insert_batch(conn: Conn, session_id: uuid.UUID, account_id: uuid.UUID,
-                 host: str, batch: dict[str, Any]) -> int:
-    """Store a batch (from `encode_batch`) idempotently; return how many events were new.
-    Runs in the caller's transaction."""
-    params = {"session_id": session_id, "account_id": account_id, "host": host, **batch}
+                 host: str, batch: dict[str, Any], strip_query: bool = False) -> int:
+    """Store a batch (from `encode_batch`) idempotently for an authorized writer; return
+    how many events were new. Runs in the caller's transaction."""
+    params = {"session_id": session_id, "account_id": account_id, "host": host,
+              "strip_query": strip_query, **batch}
     row: Any = conn.execute(INSERT_BATCH, params, prepare=True).fetchone()  # a dict_row
     return row["inserted"] if row else 0
 
@@ -162,11 +163,18 @@ EVENT_COLUMNS = ("seq", "timestamp") + tuple(
 )
 
 _LIST_EVENTS = sql.SQL(
-    'SELECT {columns} FROM events WHERE session_id = %s ORDER BY "timestamp", seq LIMIT %s OFFSET %s'
-).format(columns=_identifiers(EVENT_COLUMNS)).as_string()
+    'SELECT {columns}{flags} FROM events WHERE session_id = %s ORDER BY "timestamp", seq LIMIT %s OFFSET %s'
+)
+_LIST = _LIST_EVENTS.format(columns=_identifiers(EVENT_COLUMNS), flags=sql.SQL("")).as_string()
+# For the replay's player: each event says whether it is a rage click (the server's rule).
+_LIST_WITH_RAGE = _LIST_EVENTS.format(columns=_identifiers(EVENT_COLUMNS),
+                                      flags=sql.SQL(f", {rage_click()} AS rage")).as_string()
 
 
-def list_events(conn: Conn, session_id: uuid.UUID, limit: int, offset: int) -> list[dict]:
-    """A page of a session's events in time order (ties broken by seq)."""
-    rows: list[Any] = conn.execute(_LIST_EVENTS, (session_id, limit, offset)).fetchall()  # dict_rows
+def list_events(conn: Conn, session_id: uuid.UUID, limit: int, offset: int, *,
+                rage_flag: bool = False) -> list[dict]:
+    """A page of a session's events in time order (ties broken by seq); with `rage_flag`,
+    each row has `rage` (true for a rage click)."""
+    query = _LIST_WITH_RAGE if rage_flag else _LIST
+    rows: list[Any] = conn.execute(query, (session_id, limit, offset)).fetchall()  # dict_rows
     return rows

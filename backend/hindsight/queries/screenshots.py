@@ -5,15 +5,27 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from psycopg import sql
+
 from ..db import Conn, one
+from .writers import STRIPPED_URL
+
+_INSERT_SCREENSHOT = sql.SQL("""
+INSERT INTO screenshots (session_id, account_id, host, page_url, "timestamp", content_hash, width, height)
+VALUES (%(session_id)s, %(account_id)s, %(host)s, {page_url}, %(timestamp)s, %(content_hash)s,
+        %(width)s, %(height)s)
+ON CONFLICT (session_id, "timestamp", content_hash) DO NOTHING
+RETURNING screenshot_id
+""").format(page_url=sql.SQL(STRIPPED_URL.format(strip="%(strip_query)s::boolean", url="%(page_url)s::text")))
 
 
 def store(conn: Conn, *, content_hash: bytes, image: bytes, image_format: str,
           width: int, height: int, session_id: uuid.UUID, account_id: uuid.UUID, host: str,
-          page_url: str | None, timestamp: datetime) -> tuple[int, bool]:
+          page_url: str | None, timestamp: datetime, strip_query: bool = False) -> tuple[int, bool]:
     """Store the image once and reference it from the session; return (id, created).
 
-    Runs in the caller's transaction. A re-sent upload returns the existing id.
+    Runs in the caller's transaction. A re-sent upload returns the existing id. With
+    `strip_query`, the page URL is stored without its query string (writers.STRIPPED_URL).
     """
     insert_image = """
         INSERT INTO screenshot_images (content_hash, image_data, image_format, image_width,
@@ -28,16 +40,11 @@ def store(conn: Conn, *, content_hash: bytes, image: bytes, image_format: str,
                         (content_hash,)).fetchone()
     if kept is None:
         conn.execute(insert_image, image_row)
-    row = conn.execute(
-        """
-        INSERT INTO screenshots (session_id, account_id, host, page_url, "timestamp",
-                                 content_hash, width, height)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-        ON CONFLICT (session_id, "timestamp", content_hash) DO NOTHING
-        RETURNING screenshot_id
-        """,
-        (session_id, account_id, host, page_url, timestamp, content_hash, width, height),
-    ).fetchone()
+    row = conn.execute(_INSERT_SCREENSHOT, {
+        "session_id": session_id, "account_id": account_id, "host": host, "page_url": page_url,
+        "strip_query": strip_query, "timestamp": timestamp, "content_hash": content_hash,
+        "width": width, "height": height,
+    }).fetchone()
     if row is None:  # the insert conflicted: the screenshot exists
         existing = one(conn.execute(
             'SELECT screenshot_id FROM screenshots WHERE session_id = %s AND "timestamp" = %s '

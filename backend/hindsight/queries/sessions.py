@@ -9,6 +9,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ..db import Conn, one
+from .writers import STRIPPED_URL
 
 SESSION_COLUMNS = (
     "session_id", "user_id", "started_at", "ended_at", "last_activity_at", "page_url",
@@ -21,29 +22,22 @@ _SELECT = ", ".join(SESSION_COLUMNS) + (
     ", extract(epoch FROM last_activity_at - started_at)::float8 AS duration_seconds"
 )
 
-WRITER_AND_SESSION = """
-SELECT t.account_id, t.host, t.expires_at, t.revoked_at, a.active AS account_active,
-       coalesce(f.enabled, true) AS enabled, coalesce(d.strip_query_strings, false) AS strip_query,
-       s.session_id IS NOT NULL AS session_found
-FROM statistics_tokens t
-JOIN accounts a ON a.account_id = t.account_id
-LEFT JOIN statistics_flags f ON f.account_id = t.account_id AND f.host = t.host
-LEFT JOIN domains d ON d.account_id = t.account_id AND d.name = t.host
-LEFT JOIN sessions s ON s.session_id = %(session_id)s AND s.account_id = t.account_id
-WHERE t.token = %(token)s
-"""
+def insert_session(conn: Conn, values: dict[str, Any], strip_query: bool = False) -> tuple[dict, bool]:
+    """Insert a session unless its id exists; return (row, created).
 
-
-def insert_session(conn: Conn, values: dict[str, Any]) -> tuple[dict, bool]:
-    """Insert a session unless its id exists; return (row, created)."""
+    With `strip_query`, the page URL is stored without its query string (writers.STRIPPED_URL).
+    """
     columns = list(values)
     params = {k: (Jsonb(v) if k == "metadata" else v) for k, v in values.items()}
+    params["strip_query"] = strip_query
     query = sql.SQL(
         "INSERT INTO sessions ({cols}) VALUES ({vals}) ON CONFLICT (session_id) DO NOTHING "
         "RETURNING session_id, started_at, account_id"
     ).format(
         cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        vals=sql.SQL(", ").join(sql.Placeholder(c) for c in columns),
+        vals=sql.SQL(", ").join(
+            sql.SQL(STRIPPED_URL.format(strip="%(strip_query)s::boolean", url="%(page_url)s::text"))
+            if c == "page_url" else sql.Placeholder(c) for c in columns),
     )
     row = conn.execute(query, params).fetchone()
     if row is not None:

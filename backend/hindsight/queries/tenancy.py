@@ -1,13 +1,13 @@
-"""Accounts, domains, widgets, tokens, flags and API keys."""
+"""Accounts, domains, widgets, API keys and instance secrets (statistics tokens: tokens.py)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from ..auth import new_api_key
 from ..db import Conn, one
 from ..hosts import candidate_domains
+from ..principals import new_api_key
 
 
 def create_account(conn: Conn, name: str, domain: str,
@@ -94,46 +94,6 @@ def widget(conn: Conn, widget_id: uuid.UUID) -> dict | None:
     ).fetchone()
 
 
-def statistics_flag(conn: Conn, account_id: uuid.UUID, host: str) -> bool | None:
-    row = conn.execute(
-        "SELECT enabled FROM statistics_flags WHERE account_id = %s AND host = %s",
-        (account_id, host),
-    ).fetchone()
-    return None if row is None else row["enabled"]
-
-
-def live_or_new_token(conn: Conn, account_id: uuid.UUID, host: str,
-                      now: datetime, ttl: timedelta) -> dict:
-    """Return the live statistics token of account + host, or create one.
-
-    A token with less than half its lifetime left is not handed out again, so a
-    tracker renewing before expiry gets a fresh one. The first token of a host
-    switches its statistics flag on. Runs in the caller's transaction.
-    """
-    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                 (f"statistics-token:{account_id}:{host}",))
-    row = conn.execute(
-        """
-        SELECT token, expires_at FROM statistics_tokens
-        WHERE account_id = %s AND host = %s AND revoked_at IS NULL AND expires_at > %s
-        ORDER BY expires_at DESC LIMIT 1
-        """,
-        (account_id, host, now + ttl / 2),
-    ).fetchone()
-    if row:
-        return row
-    conn.execute(
-        "INSERT INTO statistics_flags (account_id, host, enabled) VALUES (%s, %s, true) "
-        "ON CONFLICT DO NOTHING",
-        (account_id, host),
-    )
-    return one(conn.execute(
-        "INSERT INTO statistics_tokens (account_id, host, expires_at) VALUES (%s, %s, %s) "
-        "RETURNING token, expires_at",
-        (account_id, host, now + ttl),
-    ))
-
-
 def instance_secret(conn: Conn, name: str, new_value: bytes) -> bytes:
     """Return the named instance secret, storing `new_value` if it does not exist yet."""
     with conn.transaction():
@@ -143,3 +103,52 @@ def instance_secret(conn: Conn, name: str, new_value: bytes) -> bytes:
         )
         row = one(conn.execute("SELECT value FROM instance_secrets WHERE name = %s", (name,)))
     return bytes(row["value"])
+
+
+def live_api_key(conn: Conn, key_hash: bytes) -> dict | None:
+    """The live analyst API key with this hash (`key_id`, `account_id`), or None."""
+    return conn.execute(
+        "SELECT key_id, account_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
+        (key_hash,),
+    ).fetchone()
+
+
+# ------------------------------------------------------------------ the account page
+
+def account(conn: Conn, account_id: uuid.UUID) -> dict:
+    """The signed-in user's account (accounts are never deleted)."""
+    return one(conn.execute(
+        "SELECT account_id, name, active, monthly_event_limit, created_at FROM accounts WHERE account_id = %s",
+        (account_id,)))
+
+
+HOSTS = """
+SELECT d.name AS host, d.strip_query_strings, coalesce(f.enabled, true) AS statistics_enabled,
+       f.disabled_reason, f.updated_at AS flag_updated_at,
+       (SELECT count(*) FROM statistics_tokens t WHERE t.account_id = d.account_id AND t.host = d.name
+          AND t.revoked_at IS NULL AND t.expires_at > %(now)s) AS live_tokens,
+       (SELECT max(t.expires_at) FROM statistics_tokens t WHERE t.account_id = d.account_id
+          AND t.host = d.name AND t.revoked_at IS NULL AND t.expires_at > %(now)s) AS token_expires_at
+FROM domains d
+LEFT JOIN statistics_flags f ON f.account_id = d.account_id AND f.host = d.name
+WHERE d.account_id = %(account_id)s
+ORDER BY d.name
+"""
+
+
+def hosts(conn: Conn, account_id: uuid.UUID, now: datetime) -> list[dict]:
+    """Each registered domain with its statistics flag and its live tokens (never their values)."""
+    return conn.execute(HOSTS, {"account_id": account_id, "now": now}).fetchall()
+
+
+def api_keys(conn: Conn, account_id: uuid.UUID) -> list[dict]:
+    return conn.execute(
+        "SELECT key_id, prefix, created_at, revoked_at FROM api_keys WHERE account_id = %s "
+        "ORDER BY revoked_at IS NOT NULL, created_at DESC, key_id DESC", (account_id,)).fetchall()
+
+
+def revoke_api_key(conn: Conn, account_id: uuid.UUID, key_id: int) -> bool:
+    row = conn.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE key_id = %s AND account_id = %s "
+        "AND revoked_at IS NULL RETURNING key_id", (key_id, account_id)).fetchone()
+    return row is not None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 
 from ..db import Conn, one
 
@@ -18,6 +18,11 @@ SERVICE_STATISTICS = "statistics"
 def period_start(now: datetime) -> date:
     """The first day of `now`'s calendar month, in UTC."""
     return now.astimezone(UTC).date().replace(day=1)
+
+
+def period_start_at(now: datetime) -> datetime:
+    """The instant `now`'s period began: midnight UTC of `period_start`."""
+    return datetime.combine(period_start(now), time.min, UTC)
 
 
 @dataclass(frozen=True)
@@ -152,3 +157,28 @@ def enable(conn: Conn, account_id: uuid.UUID, host: str | None,
     return {"account_id": str(account_id), "enabled_hosts": sorted(r["host"] for r in hosts),
             "monthly_event_limit": limit, "used_this_month": used,
             "at_limit": limit is not None and used >= limit}
+
+
+def pending_usage(conn: Conn, account_id: uuid.UUID) -> dict:
+    """Events stored but not yet counted by a stack flush (the ledger), for this account."""
+    return one(conn.execute(
+        "SELECT coalesce(sum(total), 0)::bigint AS events, count(*) AS batches, min(created_at) AS oldest "
+        "FROM stack_pending WHERE account_id = %s", (account_id,)))
+
+
+COUNTED_BY_HOST = """
+SELECT host, count(*) AS flushes, sum(session_events)::bigint AS sessions,
+       sum(page_events)::bigint AS pages, sum(click_events)::bigint AS clicks,
+       sum(other_events)::bigint AS other, sum(total_events)::bigint AS total,
+       max(created_at) AS last_flush_at
+FROM statistics_counters
+WHERE account_id = %(account_id)s AND created_at >= %(since)s
+GROUP BY host
+ORDER BY total DESC, host
+"""
+
+
+def counted_by_host(conn: Conn, account_id: uuid.UUID, since: datetime) -> list[dict]:
+    """What the stack flushes counted since `since`, per host (statistics_counters: one row
+    per flush): session starts, page views, clicks, other events and their total."""
+    return conn.execute(COUNTED_BY_HOST, {"account_id": account_id, "since": since}).fetchall()

@@ -8,12 +8,13 @@ from datetime import timedelta
 import falcon
 import jwt
 
-from ..auth import bearer
-from ..errors import forbidden, not_found, unauthorized
-from ..hosts import covers, requesting_host
+from ..errors import forbidden, unauthorized
+from ..hosts import covers
+from ..ingestion import tokens
 from ..queries import tenancy
 from ..services import Services
 from ..signing import widget_claims
+from .http import bearer, requesting_host
 
 
 class Widgets:
@@ -27,26 +28,20 @@ class Widgets:
         if host is None:
             raise forbidden("The request has no Origin or Referer header to verify the site.")
         with self._s.pool.connection() as conn:
-            found = tenancy.matching_domain(conn, account_id, host)
-            if found is None:
-                raise not_found("No such account.")
-            if not found["active"]:
-                raise forbidden("This account is disabled.")
-            if found["domain"] is None:
-                raise forbidden(f"The host {host} is not a registered domain of this account.")
-            widgets = tenancy.active_widgets(conn, account_id, found["domain"])
+            domain = tokens.registered_domain(conn, account_id, host)
+            widgets = tenancy.active_widgets(conn, account_id, domain)
         now = self._s.clock()
         ttl = timedelta(seconds=self._s.settings.widget_jwt_ttl_seconds)
         req.context.cors_origin = req.get_header("Origin")
         resp.media = {
             "account_id": str(account_id),
-            "domain": found["domain"],
+            "domain": domain,
             "widgets": [
                 {
                     "widget_id": str(w["widget_id"]),
                     "type": w["widget_type"],
                     "token": self._s.keys.sign(
-                        widget_claims(str(w["widget_id"]), str(account_id), found["domain"], now, ttl)
+                        widget_claims(str(w["widget_id"]), str(account_id), domain, now, ttl)
                     ),
                     "expires_at": (now + ttl).isoformat(),
                 }
@@ -85,9 +80,7 @@ class AccountStatistics:
                 raise forbidden("The widget does not belong to this account.")
             if not found["active"] or not found["account_active"]:
                 raise forbidden("This widget or its account is disabled.")
-            if tenancy.statistics_flag(conn, found["account_id"], domain) is False:
-                raise forbidden("Statistics are disabled for this host (usage limit reached or switched off).")
-            token = tenancy.live_or_new_token(conn, found["account_id"], domain, now, ttl)
+            token = tokens.issue(conn, found["account_id"], domain, now, ttl)
         req.context.cors_origin = req.get_header("Origin")
         resp.media = {"token": str(token["token"]), "expires_at": token["expires_at"].isoformat(),
                       "host": domain}

@@ -7,7 +7,8 @@
 
 Every endpoint takes `from` and `to` (ISO 8601; default: the last 30 days) and `host`
 (one of the account's registered domains; default: all). The answer says which range
-it covers: hours for series and totals, days for series by day and breakdowns.
+it covers: hours for series and totals, days for series by day and breakdowns. The
+range, its defaults and its limits are hindsight.timerange's (the dashboard's too).
 """
 
 from __future__ import annotations
@@ -15,59 +16,44 @@ from __future__ import annotations
 from datetime import timedelta
 
 import falcon
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import fields, validate
 
-from ..auth import analyst
-from ..queries import stats
+from .. import timerange
+from ..queries import traffic
 from ..schemas import StrictSchema
 from ..services import Services
-from .common import load_query
+from .http import analyst, load_query
 
 DEFAULT_SPAN = timedelta(days=30)
-MAX_SPAN = timedelta(days=800)        # the roll-ups keep 2 years
-MAX_HOURLY_SPAN = timedelta(days=93)  # at most 2,232 points in an hourly series
 
 
 class StatsQuerySchema(StrictSchema):
-    start = fields.AwareDateTime(data_key="from", load_default=None,
-                                 metadata={"description": "Start (ISO 8601); default: `to` - 30 days."})
-    end = fields.AwareDateTime(data_key="to", load_default=None,
-                               metadata={"description": "End, exclusive (ISO 8601); default: now."})
+    start = timerange.Instant(data_key="from", load_default=None, metadata={
+        "description": "Start (ISO 8601, 1970 to 9999); default: `to` - 30 days. "
+                       f"At most {timerange.MAX_SPAN.days} days before `to`."})
+    end = timerange.Instant(data_key="to", load_default=None, metadata={
+        "description": "End, exclusive (ISO 8601, 1970 to 9999); default: now."})
     host = fields.String(load_default=None, validate=validate.Length(min=1, max=253),
                          metadata={"description": "Only this registered domain."})
 
-    @validates_schema
-    def _range(self, data, **kwargs) -> None:
-        start, end = data.get("start"), data.get("end")
-        if start is not None and end is not None:
-            if start >= end:
-                raise ValidationError("`from` must be before `to`.", "from")
-            if end - start > MAX_SPAN:
-                raise ValidationError(f"At most {MAX_SPAN.days} days.", "from")
-
 
 class SeriesQuerySchema(StatsQuerySchema):
-    interval = fields.String(load_default="day", validate=validate.OneOf(("hour", "day")))
-
-    @validates_schema
-    def _hourly_span(self, data, **kwargs) -> None:
-        start, end = data.get("start"), data.get("end")
-        if (data.get("interval") == "hour" and start is not None and end is not None
-                and end - start > MAX_HOURLY_SPAN):
-            raise ValidationError(f"An hourly series covers at most {MAX_HOURLY_SPAN.days} days.", "from")
+    interval = fields.String(load_default="day", validate=validate.OneOf(("hour", "day")), metadata={
+        "description": f"An hourly series covers at most {timerange.MAX_HOURLY_SPAN.days} days."})
 
 
 class TopQuerySchema(StatsQuerySchema):
     limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=100))
 
 
-def _bounds(services: Services, query: dict):
-    end = query["end"] or services.clock()
-    start = query["start"] or end - DEFAULT_SPAN
-    return start, end
+def _bounds(services: Services, query: dict) -> tuple:
+    """The effective range (defaults filled in), checked against the span limits."""
+    rng = timerange.effective(query["start"], query["end"], services.clock(), default_span=DEFAULT_SPAN,
+                              hourly=query.get("interval") == "hour")
+    return rng.start, rng.end
 
 
-def _range_json(rng: stats.Range) -> dict:
+def _range_json(rng: traffic.Range) -> dict:
     return {"from": rng.start.isoformat(), "to": rng.end.isoformat()}
 
 
@@ -95,8 +81,8 @@ class Series(_StatsResource):
     def answer(self, conn, account_id, query: dict) -> dict:
         start, end = _bounds(self._s, query)
         hourly = query["interval"] == "hour"
-        rng = stats.hour_range(start, end) if hourly else stats.day_range(start, end)
-        rows = stats.series(conn, account_id, rng, query["interval"], query["host"])
+        rng = traffic.hour_range(start, end) if hourly else traffic.day_range(start, end)
+        rows = traffic.series(conn, account_id, rng, query["interval"], query["host"])
         return {**_range_json(rng), "interval": query["interval"], "data": rows}
 
 
@@ -104,8 +90,8 @@ class EventTypes(_StatsResource):
     """GET /api/v1/stats/event-types: events per type, most frequent first."""
 
     def answer(self, conn, account_id, query: dict) -> dict:
-        rng = stats.hour_range(*_bounds(self._s, query))
-        return {**_range_json(rng), "data": stats.event_types(conn, account_id, rng, query["host"])}
+        rng = traffic.hour_range(*_bounds(self._s, query))
+        return {**_range_json(rng), "data": traffic.event_types(conn, account_id, rng, query["host"])}
 
 
 class TopPages(_StatsResource):
@@ -114,8 +100,8 @@ class TopPages(_StatsResource):
     schema = TopQuerySchema()
 
     def answer(self, conn, account_id, query: dict) -> dict:
-        rng = stats.hour_range(*_bounds(self._s, query))
-        rows = stats.top_pages(conn, account_id, rng, query["limit"], query["host"])
+        rng = traffic.hour_range(*_bounds(self._s, query))
+        rows = traffic.top_pages(conn, account_id, rng, query["limit"], query["host"])
         return {**_range_json(rng), "data": rows}
 
 
@@ -129,11 +115,12 @@ class Breakdown(_StatsResource):
         self._dimension = dimension
 
     def answer(self, conn, account_id, query: dict) -> dict:
-        rng = stats.day_range(*_bounds(self._s, query))
-        result = stats.breakdown(conn, account_id, self._dimension, rng, query["limit"], query["host"])
+        rng = traffic.day_range(*_bounds(self._s, query))
+        result = traffic.breakdown(conn, account_id, self._dimension, rng, query["limit"], query["host"])
         return {**_range_json(rng), "dimension": self._dimension, **result}
 
 
+# The endpoints (app.py adds them, openapi.py describes them).
 ROUTES = {
     "/api/v1/stats/series": lambda s: Series(s),
     "/api/v1/stats/event-types": lambda s: EventTypes(s),
@@ -143,8 +130,3 @@ ROUTES = {
     "/api/v1/stats/browsers": lambda s: Breakdown(s, "browser"),
     "/api/v1/stats/os": lambda s: Breakdown(s, "os"),
 }
-
-
-def add_routes(app: falcon.App, services: Services) -> None:
-    for path, make in ROUTES.items():
-        app.add_route(path, make(services))

@@ -3,7 +3,8 @@
 Every committed event is counted on its account + host's stack; a scheduler task
 flushes stacks into journeys, statistics counters and usage, and switches an account
 off at its monthly limit. See service.py (the flow), registry.py (memory), ledger.py
-(the durable side) and docs/DECISIONS.md ("Statistics stacks").
+(the durable side), health.py (how they do, as data) and docs/DECISIONS.md ("Statistics
+stacks"). No HTTP here: the seed's routes are resources (hindsight.resources.seed_*).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..db import Pool
 from ..settings import Settings
 from .service import StatisticsStacks
 
-__all__ = ["StatisticsStacks", "create_stacks", "install"]
+__all__ = ["StatisticsStacks", "create_stacks"]
 
 
 def create_stacks(settings: Settings, pool: Pool,
@@ -28,11 +29,3 @@ def create_stacks(settings: Settings, pool: Pool,
         memory_limit_bytes=int(settings.stacks_memory_limit_mb * 2**20),
         clock=clock,
     )
-
-
-def install(app, services) -> None:
-    """Add the seed's routes and register the stacks' tasks on the scheduler."""
-    from ..resources import seed_api
-
-    seed_api.add_routes(app, services)
-    services.stacks.install(services.scheduler)

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from ..db import Conn, one
 from ..queries.usage import UsageCheck, log_usage
+from .health import LedgerTotals
 
 # Flushes of one account are serialized (step numbers, the usage total and the limit).
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('hindsight-stacks:' || %s::text, 0))"
@@ -212,5 +213,6 @@ def revoked_since(conn: Conn, since: datetime) -> tuple[set[tuple[uuid.UUID, str
     return keys, row["seen_at"]
 
 
-def pending_totals(conn: Conn) -> dict:
-    return one(conn.execute(PENDING_TOTALS))
+def pending_totals(conn: Conn) -> LedgerTotals:
+    row = one(conn.execute(PENDING_TOTALS))
+    return LedgerTotals(row["batches"], row["events"], row["keys"], row["oldest"])

@@ -26,12 +26,13 @@ from typing import Any
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from ..auth import SiteWriter
 from ..db import Pool
+from ..principals import SiteWriter
 from ..scheduler import Scheduler
 from . import ledger
+from .health import LastHour, LedgerTotals, StacksHealth
+from .last_hour import LastHourCounts
 from .registry import IDLE, ORPHAN, REVOKED, Key, Registry, Stack
-from .stats import HourStats
 
 log = logging.getLogger("hindsight.stacks")
 
@@ -53,7 +54,7 @@ class StatisticsStacks:
         self.idle_seconds = idle_seconds
         self.interval_seconds = interval_seconds
         self.registry = Registry(threshold, memory_limit_bytes, lambda: clock().timestamp())
-        self.stats = HourStats()
+        self.last_hour = LastHourCounts()
         self.started_at = time.monotonic()
         self.last_cycle_at: datetime | None = None
         self.last_cycle: dict[str, Any] = {}
@@ -111,7 +112,7 @@ class StatisticsStacks:
             processed += self._flush_all([(s.key, IDLE, s) for s in idle])
             processed += self._adopt_orphans()
         duration_ms = (time.perf_counter() - started) * 1000
-        self.stats.add(now_ts, cycles=1, cycle_ms=duration_ms, empty_skipped=empty)
+        self.last_hour.add(now_ts, cycles=1, cycle_ms=duration_ms, empty_skipped=empty)
         self.last_cycle_at = now
         self.last_cycle = {"processed": processed, "empty_skipped": empty,
                            "active_stacks": len(self.registry),
@@ -141,13 +142,13 @@ class StatisticsStacks:
                 with self._pool.connection() as conn:
                     result = ledger.flush(conn, key[0], key[1], now)
             except _DB_ERRORS as ex:
-                self.stats.add(now.timestamp(), failed=1)
+                self.last_hour.add(now.timestamp(), failed=1)
                 self._database_down(ex)
                 for key_, reason_, stack_ in pending[i:]:
                     self.registry.put_back(key_, reason_, stack_)
                 break
             except Exception:
-                self.stats.add(now.timestamp(), failed=1)
+                self.last_hour.add(now.timestamp(), failed=1)
                 log.exception("flush of %s/%s failed; its stack is kept", key[0], key[1])
                 self.registry.put_back(key, IDLE, stack)  # not due again at once: no hot loop
                 continue
@@ -156,10 +157,10 @@ class StatisticsStacks:
                 results.append(result)
             if result.empty:
                 # Another process (or an earlier flush) counted these events already.
-                self.stats.add(now.timestamp(), empty_flushes=1)
+                self.last_hour.add(now.timestamp(), empty_flushes=1)
                 continue
             flushed += 1
-            self.stats.add(now.timestamp(), succeeded=1, batch_events=result.total,
+            self.last_hour.add(now.timestamp(), succeeded=1, batch_events=result.total,
                            **{f"{reason}_flushes": 1})
             usage = result.usage
             if usage is not None and usage.exceeded:
@@ -196,7 +197,7 @@ class StatisticsStacks:
                 self.registry.drop(key, REVOKED)  # flushed by the due run that follows
                 dropped += 1
         if dropped:
-            self.stats.add(now.timestamp(), revoked_drops=dropped)
+            self.last_hour.add(now.timestamp(), revoked_drops=dropped)
         for row in switched_on:
             log.info("statistics back on for %s/%s (under its limit again)", row["account_id"], row["host"])
         return True
@@ -224,59 +225,52 @@ class StatisticsStacks:
 
     # ------------------------------------------------------------------ health
 
-    def health(self, database: dict[str, Any]) -> dict[str, Any]:
-        """The seed's health document for this process (plus the ledger, for all of them)."""
+    def health(self, database_reachable: bool, ledger_totals: LedgerTotals | None = None) -> StacksHealth:
+        """How this process's stacks do (plus the ledger, for all of them, when given)."""
         now = self._clock()
         now_ts = now.timestamp()
         snap = self.registry.snapshot()
-        hour = self.stats.last_hour(now_ts)
+        hour = self.last_hour.sum(now_ts)
         limit = self.registry.memory_limit_bytes
         succeeded, failed = hour["succeeded"], hour["failed"]
         attempts = succeeded + failed + hour["empty_flushes"]
         success_rate = 100.0 if attempts == 0 else 100.0 * (attempts - failed) / attempts
         utilization = 100.0 * snap.memory_bytes / limit if limit else 0.0
-        db_ok = bool(database.get("reachable"))
-        score = 0.0 if not db_ok else round(success_rate * (0.5 if utilization >= 100 else 1.0), 1)
-        status = "healthy" if score >= 90 else ("degraded" if score > 0 else "unhealthy")
-        return {
-            "status": status,
-            "timestamp": now.isoformat(),
-            "uptime_seconds": round(time.monotonic() - self.started_at, 1),
-            "statistics_server": {
-                "active_stacks": snap.active_stacks,
-                "total_events_in_memory": snap.events,
-                "empty_stacks": snap.empty_stacks,
-                "due_stacks": snap.due,
-                "memory_usage_mb": round(snap.memory_bytes / 2**20, 3),
-                "memory_limit_mb": round(limit / 2**20, 3),
-                "memory_utilization_percent": round(utilization, 1),
-                "oldest_stack_age_minutes": (None if snap.oldest_created_at is None
-                                             else round((now_ts - snap.oldest_created_at) / 60, 1)),
-                "database_connection_status": "connected" if db_ok else "unreachable",
-            },
-            "idle_monitor_statistics": {
-                "monitor_interval_seconds": self.interval_seconds,
-                "event_threshold": self.registry.threshold,
-                "idle_threshold_minutes": round(self.idle_seconds / 60, 3),
-                "last_monitor_run": self.last_cycle_at.isoformat() if self.last_cycle_at else None,
-                "stacks_processed_last_cycle": self.last_cycle.get("processed", 0),
-                "idle_triggered_flushes_last_hour": int(hour["idle_flushes"]),
-                "event_triggered_flushes_last_hour": int(hour["threshold_flushes"]),
-                "memory_triggered_flushes_last_hour": int(hour["memory_flushes"]),
-                "revocation_flushes_last_hour": int(hour["revoked_flushes"]),
-                "orphan_flushes_last_hour": int(hour["orphan_flushes"]),
-                "stacks_dropped_for_revoked_tokens_last_hour": int(hour["revoked_drops"]),
-                "empty_stacks_skipped_last_hour": int(hour["empty_skipped"]),
-                "average_cycle_processing_time_ms": (round(hour["cycle_ms"] / hour["cycles"], 3)
-                                                     if hour["cycles"] else None),
-            },
-            "flush_statistics": {
-                "successful_flushes_last_hour": int(succeeded),
-                "failed_flushes_last_hour": int(failed),
-                "already_counted_flushes_last_hour": int(hour["empty_flushes"]),
-                "flush_success_rate_percent": round(success_rate, 1),
-                "average_batch_size": (round(hour["batch_events"] / succeeded, 1) if succeeded else None),
-            },
-            "ledger": database.get("ledger"),
-            "health_score": score,
-        }
+        score = 0.0 if not database_reachable else round(success_rate * (0.5 if utilization >= 100 else 1.0), 1)
+        return StacksHealth(
+            status="healthy" if score >= 90 else ("degraded" if score > 0 else "unhealthy"),
+            health_score=score,
+            checked_at=now,
+            uptime_seconds=round(time.monotonic() - self.started_at, 1),
+            database_reachable=database_reachable,
+            active_stacks=snap.active_stacks,
+            events_in_memory=snap.events,
+            empty_stacks=snap.empty_stacks,
+            due_stacks=snap.due,
+            memory_bytes=snap.memory_bytes,
+            memory_limit_bytes=limit,
+            memory_utilization_percent=round(utilization, 1),
+            oldest_stack_age_minutes=(None if snap.oldest_created_at is None
+                                      else round((now_ts - snap.oldest_created_at) / 60, 1)),
+            monitor_interval_seconds=self.interval_seconds,
+            event_threshold=self.registry.threshold,
+            idle_threshold_minutes=round(self.idle_seconds / 60, 3),
+            last_monitor_run=self.last_cycle_at,
+            stacks_processed_last_cycle=self.last_cycle.get("processed", 0),
+            last_hour=LastHour(
+                idle_flushes=int(hour["idle_flushes"]),
+                threshold_flushes=int(hour["threshold_flushes"]),
+                memory_flushes=int(hour["memory_flushes"]),
+                revocation_flushes=int(hour["revoked_flushes"]),
+                orphan_flushes=int(hour["orphan_flushes"]),
+                revoked_drops=int(hour["revoked_drops"]),
+                empty_skipped=int(hour["empty_skipped"]),
+                average_cycle_ms=round(hour["cycle_ms"] / hour["cycles"], 3) if hour["cycles"] else None,
+                successful_flushes=int(succeeded),
+                failed_flushes=int(failed),
+                already_counted_flushes=int(hour["empty_flushes"]),
+                success_rate_percent=round(success_rate, 1),
+                average_batch_size=round(hour["batch_events"] / succeeded, 1) if succeeded else None,
+            ),
+            ledger=ledger_totals,
+        )

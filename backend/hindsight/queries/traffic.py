@@ -1,4 +1,6 @@
-"""Dashboard statistics, read from the roll-ups — never from the raw events.
+"""Traffic, read from the roll-ups — never from the raw events: series, event types, top
+pages and breakdowns (GET /api/v1/stats/..., the overview, the heatmaps' page list), the
+pages with the most errors and the slowest network endpoints (the overview).
 
 Time ranges are whole UTC hours (`hour_range`) or whole UTC days (`day_range`), the
 buckets of the roll-ups. Totals over a range read the daily roll-up for its whole days
@@ -169,3 +171,115 @@ def breakdown(conn: Conn, account_id: uuid.UUID, dimension: str, rng: Range,
         "limit": limit, "host": host}).fetchall()
     total = rows[0]["total"] if rows else 0
     return {"total": total, "data": [{"value": r["value"], "sessions": r["sessions"]} for r in rows]}
+
+
+# ------------------------------------------------------------------ the overview's lists
+
+# Rows of the network roll-ups over a range: weekly rows for its whole weeks, daily rows for
+# the whole days around them, hourly rows for the hours at either end (a 90-day range reads
+# about 13 weeks + 12 days + 48 hours of rows instead of 90 days of them).
+_NETWORK_ROWS = """
+    SELECT {columns} FROM network_weekly
+    WHERE account_id = %(account_id)s AND bucket >= %(week0)s AND bucket < %(week1)s
+    UNION ALL
+    SELECT {columns} FROM network_daily
+    WHERE account_id = %(account_id)s AND bucket >= %(day0)s AND bucket < %(week0)s
+    UNION ALL
+    SELECT {columns} FROM network_daily
+    WHERE account_id = %(account_id)s AND bucket >= %(week1)s AND bucket < %(day1)s
+    UNION ALL
+    SELECT {columns} FROM network_hourly
+    WHERE account_id = %(account_id)s AND bucket >= %(start)s AND bucket < %(day0)s
+    UNION ALL
+    SELECT {columns} FROM network_hourly
+    WHERE account_id = %(account_id)s AND bucket >= %(day1)s AND bucket < %(end)s
+"""
+# Weeks start on Monday 00:00 UTC, as time_bucket('7 days', ...) cuts them.
+WEEK = timedelta(days=7)
+_WEEK_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
+
+
+def _network_params(account_id: uuid.UUID, start: datetime, end: datetime, **more) -> dict:
+    hours = hour_range(start, end)
+    day0, day1 = hours.whole_days()
+    week0 = _WEEK_ORIGIN + -((_WEEK_ORIGIN - day0) // WEEK) * WEEK       # day0 rounded up to a week
+    week1 = _WEEK_ORIGIN + ((day1 - _WEEK_ORIGIN) // WEEK) * WEEK        # day1 rounded down
+    if week0 >= week1:
+        week0 = week1 = day0
+    return {"account_id": account_id, "start": hours.start, "end": hours.end, "day0": day0, "day1": day1,
+            "week0": week0, "week1": week1, **more}
+
+
+# Per endpoint: its duration histogram over the range, merged from the network roll-ups
+# (sql/migrations/0021), and the nearest-rank percentiles read off it, each within 5 % of
+# the exact one.
+SLOWEST_ENDPOINTS = """
+WITH histogram AS (
+    SELECT method, url, duration_bucket, sum(requests) AS requests, sum(failures) AS failures,
+           min(min_ms) AS min_ms, max(max_ms) AS max_ms
+    FROM ({rows}) AS x
+    GROUP BY method, url, duration_bucket
+), running AS (
+    SELECT method, url, requests, failures,
+           hindsight_duration_estimate(duration_bucket, min_ms, max_ms) AS estimate,
+           sum(requests) OVER (PARTITION BY method, url ORDER BY duration_bucket) AS up_to,
+           sum(requests) OVER (PARTITION BY method, url) AS total
+    FROM histogram
+)
+SELECT nullif(method, '') AS method, nullif(url, '') AS url, max(total)::bigint AS requests,
+       min(estimate) FILTER (WHERE up_to >= ceil(0.5 * total)) AS p50_ms,
+       min(estimate) FILTER (WHERE up_to >= ceil(0.95 * total)) AS p95_ms,
+       sum(failures)::bigint AS failures
+FROM running
+GROUP BY method, url
+ORDER BY p95_ms DESC, requests DESC, method, url
+LIMIT %(limit)s
+"""
+
+
+def slowest_endpoints(conn: Conn, account_id: uuid.UUID, start: datetime,
+                      end: datetime, limit: int = 10) -> list[dict]:
+    """The network endpoints the account's pages waited longest for (p95), from the network
+    roll-ups, over the whole hours that cover [start, end).
+
+    p50 and p95 are the nearest-rank percentiles (percentile_disc) within 5 % (or 1 ms);
+    exact when the durations around them are equal (sql/migrations/0021).
+    """
+    query = sql.SQL(SLOWEST_ENDPOINTS).format(rows=sql.SQL(_NETWORK_ROWS).format(
+        columns=sql.SQL("method, url, duration_bucket, requests, failures, min_ms, max_ms")))
+    _serial(conn)
+    return conn.execute(query, _network_params(account_id, start, end, limit=limit)).fetchall()
+
+
+# The overview's two lists of pages from one read of the pages roll-ups (daily rows for the
+# range's whole days, hourly rows for its ends): the most viewed, and the most errors.
+PAGE_LISTS = """
+WITH pages AS (
+    SELECT host, path, sum(page_views)::bigint AS page_views, sum(clicks)::bigint AS clicks,
+           sum(errors)::bigint AS errors
+    FROM ({rows}) AS x
+    GROUP BY host, path
+), most_viewed AS (
+    SELECT 'most_viewed' AS list, * FROM pages
+    ORDER BY page_views DESC, clicks DESC, host, path LIMIT %(limit)s
+), most_errors AS (
+    SELECT 'most_errors' AS list, * FROM pages WHERE errors > 0
+    ORDER BY errors DESC, host, path LIMIT %(limit)s
+)
+SELECT * FROM most_viewed
+UNION ALL
+SELECT * FROM most_errors
+"""
+
+
+def page_lists(conn: Conn, account_id: uuid.UUID, rng: Range, limit: int) -> tuple[list[dict], list[dict]]:
+    """The most viewed pages (as `top_pages`) and the pages with the most errors over the
+    range (whole hours), read once: (top pages, error pages)."""
+    query = sql.SQL(PAGE_LISTS).format(rows=_split("pages", "host, path, page_views, clicks, errors", None))
+    _serial(conn)
+    rows = conn.execute(query, _split_params(account_id, rng, None, limit=limit)).fetchall()
+    top = [{k: r[k] for k in ("host", "path", "page_views", "clicks", "errors")}
+           for r in rows if r["list"] == "most_viewed"]
+    errors = [{k: r[k] for k in ("host", "path", "errors", "page_views")}
+              for r in rows if r["list"] == "most_errors"]
+    return top, errors

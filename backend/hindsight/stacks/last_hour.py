@@ -1,4 +1,5 @@
-"""What the monitor did in the last hour, in one-minute buckets (constant memory)."""
+"""What the stacks and their monitor did in the last hour: counters in one-minute buckets
+(constant memory), summed for the health document."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections import Counter, deque
 WINDOW_MINUTES = 60
 
 
-class HourStats:
+class LastHourCounts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._buckets: deque[tuple[int, Counter]] = deque()
@@ -22,7 +23,7 @@ class HourStats:
                     self._buckets.popleft()
             self._buckets[-1][1].update(amounts)
 
-    def last_hour(self, now: float) -> Counter:
+    def sum(self, now: float) -> Counter:
         """Sums over the buckets of the last 60 minutes."""
         start = int(now // 60) - WINDOW_MINUTES
         total: Counter = Counter()

@@ -1,4 +1,5 @@
-"""Dashboard users, their server-side sessions and failed logins (sql/migrations/0015).
+"""Dashboard users and their server-side sessions (sql/migrations/0015); failed logins
+are limits.py's.
 
 A session cookie holds a random token; the database keeps only its SHA-256, the user,
 the account the session looks at and the CSRF token its forms carry.
@@ -12,10 +13,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..db import Conn, one
+from ..db import Conn
 from . import passwords
-
-FAILURE_WINDOW = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,13 @@ def token_hash(token: str) -> bytes:
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
+
+
+def account_users(conn: Conn, account_id: uuid.UUID) -> list[dict]:
+    """The dashboard users whose home is `account_id` (never their password hashes)."""
+    return conn.execute(
+        "SELECT user_id, email, is_admin, disabled_at IS NOT NULL AS disabled, last_login_at "
+        "FROM dashboard_users WHERE account_id = %s ORDER BY email", (account_id,)).fetchall()
 
 
 def create_user(conn: Conn, email: str, password: str, account_id: uuid.UUID,
@@ -77,48 +83,6 @@ def authenticate(conn: Conn, email: str, password: str) -> dict | None:
         conn.execute("UPDATE dashboard_users SET password_hash = %s WHERE user_id = %s",
                      (passwords.hash_password(password), row["user_id"]))
     return row
-
-
-# ------------------------------------------------------------------ failed logins
-
-def _failure_key(scope: str, value: str | bytes | None) -> bytes:
-    raw = value if isinstance(value, bytes) else (value or "").encode()
-    return hashlib.sha256(scope.encode() + b"\0" + raw).digest()
-
-
-def recent_failures(conn: Conn, email: str, ip_hash: bytes | None,
-                    now: datetime) -> tuple[int, int]:
-    """Failed logins in the window: (for this e-mail, from this address)."""
-    row = one(conn.execute(
-        """
-        SELECT count(*) FILTER (WHERE scope = 'email' AND key = %(email)s) AS email,
-               count(*) FILTER (WHERE scope = 'ip' AND key = %(ip)s) AS ip
-        FROM dashboard_login_failures
-        WHERE ((scope = 'email' AND key = %(email)s) OR (scope = 'ip' AND key = %(ip)s))
-          AND failed_at > %(since)s
-        """,
-        {"email": _failure_key("email", normalize_email(email)), "ip": _failure_key("ip", ip_hash),
-         "since": now - FAILURE_WINDOW},
-    ))
-    return row["email"], row["ip"]
-
-
-def record_failure(conn: Conn, email: str, ip_hash: bytes | None, now: datetime) -> None:
-    """Count a failed login for the e-mail and the address; forget failures past the window."""
-    keys = [_failure_key("email", normalize_email(email)), _failure_key("ip", ip_hash)]
-    conn.execute(
-        "DELETE FROM dashboard_login_failures WHERE key = ANY(%s) AND failed_at <= %s",
-        (keys, now - FAILURE_WINDOW),
-    )
-    conn.execute(
-        "INSERT INTO dashboard_login_failures (scope, key, failed_at) VALUES ('email', %s, %s), ('ip', %s, %s)",
-        (keys[0], now, keys[1], now),
-    )
-
-
-def clear_email_failures(conn: Conn, email: str) -> None:
-    conn.execute("DELETE FROM dashboard_login_failures WHERE scope = 'email' AND key = %s",
-                 (_failure_key("email", normalize_email(email)),))
 
 
 # ------------------------------------------------------------------ sessions
