@@ -13,6 +13,7 @@ import falcon.testing
 import psycopg
 import pytest
 import testing.postgresql
+from lifecycle_support import NO_TSL, TSL_MARK, server_description, tsl_server, tsl_summary
 
 from hindsight.app import create_app, prepare_database
 from hindsight.db import connect, create_pool, timescaledb_info
@@ -47,6 +48,39 @@ def db_url(cluster) -> str:
 
 def pytest_report_header(config):
     return "database: PostgreSQL + TimescaleDB started per test session (testing.postgresql)"
+
+
+# ---- the timescale edition: tests that take `tsl_url` run on a timescale-edition server when
+# one is configured (HINDSIGHT_TEST_TSL_URL or HINDSIGHT_TEST_TSL_BINDIR, tests/lifecycle_support.py)
+# and are skipped otherwise; the terminal summary says which, and why.
+_TSL_SERVER: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def tsl_url():
+    with tsl_server() as url:
+        if url is None:
+            pytest.skip(NO_TSL)
+        _TSL_SERVER["description"] = server_description(url)
+        yield url
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"{TSL_MARK}: needs a timescale-edition server (the tsl_url fixture)")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tsl_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(TSL_MARK)
+
+
+def pytest_terminal_summary(terminalreporter):
+    reports = [r for key in ("passed", "failed", "skipped", "error") for r in terminalreporter.stats.get(key, [])]
+    line = tsl_summary(reports, _TSL_SERVER.get("description"))
+    if line:
+        terminalreporter.section("timescale edition")
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -149,3 +183,33 @@ def session_id(client, site) -> str:
                                 headers=site.write_headers())
     assert resp.status_code == 201, resp.json
     return resp.json["session_id"]
+
+
+# ---- browser tests: tracker.js built, a real `hindsight serve`, Debian's Chromium (tests/browser.py).
+# Module-scoped: each test file gets its own server and browser.
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    """tracker/dist's manifest, after building tracker.js if a source is newer."""
+    from browser import ensure_tracker_built
+
+    return ensure_tracker_built()
+
+
+@pytest.fixture(scope="module")
+def api(db_url, manifest):
+    """`hindsight serve` (one worker) serving the built tracker.js, for this test file."""
+    from browser import ApiServer
+
+    server = ApiServer(db_url).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium via Playwright, for this test file."""
+    from browser import chromium
+
+    with chromium() as chromium_browser:
+        yield chromium_browser

@@ -1,18 +1,117 @@
 """Helpers for the lifecycle tests: throw-away databases, rows written straight into
-the tables (with chosen timestamps), and direct aggregates over the raw rows."""
+the tables (with chosen timestamps), direct aggregates over the raw rows, and the
+timescale-edition server the TSL tests run on when one is configured."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from hindsight.migrate import migrate
 from hindsight.queries.tenancy import create_account
+
+# ----------------------------------------------------------- the timescale-edition server
+
+TSL_URL_ENV = "HINDSIGHT_TEST_TSL_URL"        # a running timescale-edition server (any database)
+TSL_BINDIR_ENV = "HINDSIGHT_TEST_TSL_BINDIR"  # or its binaries: the tests start a cluster of their own
+NO_TSL = (f"timescale edition not tested: neither {TSL_URL_ENV} (the URL of a timescale-edition "
+          f"server) nor {TSL_BINDIR_ENV} (its binaries, e.g. /opt/pg15full/bin) is set; "
+          "see docs/operations.md, 'Testing against the timescale edition'")
+TSL_MARK = "tsl"  # every test that uses the tsl_url fixture carries it (tests/conftest.py)
+
+
+def server_description(url: str) -> str:
+    """'PostgreSQL 15.20, TimescaleDB 2.28.3 (timescale edition)': what the TSL tests ran on.
+    Refuses a server that does not run the timescale edition."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        license_ = conn.execute("SHOW timescaledb.license").fetchone()[0]
+        version = conn.execute("SHOW server_version").fetchone()[0].split()[0]
+        tsdb = conn.execute("SELECT default_version FROM pg_available_extensions "
+                            "WHERE name = 'timescaledb'").fetchone()[0]
+    if license_ != "timescale":
+        raise RuntimeError(f"{url} runs TimescaleDB's {license_} edition; the TSL tests need the "
+                           "timescale edition (timescaledb.license = 'timescale')")
+    return f"PostgreSQL {version}, TimescaleDB {tsdb} (timescale edition)"
+
+
+def _tsl_cluster(bindir: Path):
+    """A throw-away cluster of the timescale-edition binaries in `bindir`."""
+    import testing.postgresql
+
+    from hindsight import pgcluster
+
+    bins = {name: str(bindir / name) for name in ("initdb", "postgres")}
+    if os.geteuid() == 0:  # as pgcluster.binaries() does: run them as postgres
+        wrappers = Path(tempfile.mkdtemp(prefix="hindsight-tslbin-"))
+        for name in bins:
+            (wrappers / name).write_text(pgcluster._WRAPPER.format(real=bindir / name))
+            (wrappers / name).chmod(0o755)
+            bins[name] = str(wrappers / name)
+    # Policies are background workers: room for them (PostgreSQL's default of 8 worker
+    # processes leaves TimescaleDB's jobs "failed to start"), as /opt/pg15full/start-cluster.sh.
+    options = " ".join(pgcluster.SERVER_OPTIONS) + (" -c timescaledb.license=timescale"
+                                                     " -c max_worker_processes=27"
+                                                     " -c timescaledb.max_background_workers=16")
+    return testing.postgresql.Postgresql(initdb=bins["initdb"], postgres=bins["postgres"],
+                                         postgres_args=f"-h 127.0.0.1 -F -c logging_collector=off {options}")
+
+
+@contextmanager
+def tsl_server() -> Iterator[str | None]:
+    """The URL of the configured timescale-edition server (None when there is none)."""
+    url = os.environ.get(TSL_URL_ENV, "").strip()
+    bindir = os.environ.get(TSL_BINDIR_ENV, "").strip()
+    if url:
+        yield url
+    elif bindir:
+        cluster = _tsl_cluster(Path(bindir))
+        try:
+            yield cluster.url()
+        finally:
+            cluster.stop()
+    else:
+        yield None
+
+
+def tsl_summary(reports: list, description: str | None) -> str | None:
+    """One line for pytest's terminal summary: whether the TSL tests ran, on what, or why not."""
+    tsl = [r for r in reports if TSL_MARK in getattr(r, "keywords", {})
+           and (r.when == "call" or r.outcome == "skipped" or (r.when == "setup" and r.failed))]
+    if not tsl:
+        return None
+    outcomes = Counter(r.outcome for r in tsl)
+    counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+    if description is not None:
+        return f"timescale-edition tests: {counts}, on {description}"
+    reasons = {r.longrepr[2].removeprefix("Skipped: ") for r in tsl
+               if r.outcome == "skipped" and isinstance(r.longrepr, tuple)}
+    return f"timescale-edition tests: {counts} — " + ("; ".join(sorted(reasons)) or "no server")
+
+
+def wait_for(condition, timeout: float = 60.0, interval: float = 0.2):
+    """Poll `condition()` until it returns something true; return that (or fail)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {condition}")
+        time.sleep(interval)
+
+
+# ----------------------------------------------------------------- databases and rows
 
 
 @contextmanager
@@ -60,19 +159,26 @@ def add_session(conn: psycopg.Connection, account_id: uuid.UUID, host: str, star
 
 
 def add_events(conn: psycopg.Connection, session_id: uuid.UUID, account_id: uuid.UUID, host: str,
-               events: list[tuple[datetime, str, str | None]], first_seq: int = 0) -> int:
-    """Store (timestamp, event_type, page_url) events once each (re-sent seqs are skipped)."""
-    rows = [(session_id, first_seq + i, ts, account_id, host, kind, url)
-            for i, (ts, kind, url) in enumerate(events)]
+               events: list[tuple], first_seq: int = 0) -> int:
+    """Store (timestamp, event_type, page_url[, event_data]) events once each (re-sent
+    seqs are skipped)."""
+    rows = [(session_id, first_seq + i, e[0], account_id, host, e[1], e[2],
+             Jsonb(e[3]) if len(e) > 3 else None)
+            for i, e in enumerate(events)]
     with conn.cursor() as cur:
         cur.executemany(
-            'INSERT INTO events (session_id, seq, "timestamp", account_id, host, event_type, page_url) '
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows)
+            'INSERT INTO events (session_id, seq, "timestamp", account_id, host, event_type, page_url, '
+            "event_data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows)
     if events:
         conn.execute("UPDATE sessions SET last_activity_at = greatest(last_activity_at, %s), "
                      "event_count = event_count + %s WHERE session_id = %s",
-                     (max(ts for ts, _, _ in events), len(events), session_id))
+                     (max(e[0] for e in events), len(events), session_id))
     return len(rows)
+
+
+def network(method: str, url: str, duration_ms, status=200) -> dict:
+    """The event_data of a network event, as tracker.js sends it."""
+    return {"kind": "fetch", "method": method, "url": url, "status": status, "duration_ms": duration_ms}
 
 
 def add_screenshot(conn: psycopg.Connection, session_id: uuid.UUID, account_id: uuid.UUID, host: str,
@@ -122,6 +228,30 @@ DIRECT = {
                count(*) FILTER (WHERE event_type = 'click') AS c, count(*) FILTER (WHERE event_type = 'error') AS e
         FROM events WHERE account_id = ANY(%s) AND page_url IS NOT NULL
           AND event_type IN ('page_view', 'click', 'error') GROUP BY 1, 2, 3, 4""",
+    "network_hourly": """
+        SELECT time_bucket(INTERVAL '1 hour', "timestamp") AS bucket, account_id, host,
+               hindsight_network_method(event_data) AS method, hindsight_network_url(event_data) AS url,
+               hindsight_duration_bucket(hindsight_network_duration(event_data)) AS duration_bucket,
+               count(*) AS n, count(*) FILTER (WHERE hindsight_network_failed(event_data)) AS f,
+               min(hindsight_network_duration(event_data)) AS lo, max(hindsight_network_duration(event_data)) AS hi
+        FROM events WHERE account_id = ANY(%s) AND event_type = 'network'
+          AND hindsight_network_duration(event_data) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",
+    "network_daily": """
+        SELECT time_bucket(INTERVAL '1 day', "timestamp") AS bucket, account_id, host,
+               hindsight_network_method(event_data) AS method, hindsight_network_url(event_data) AS url,
+               hindsight_duration_bucket(hindsight_network_duration(event_data)) AS duration_bucket,
+               count(*) AS n, count(*) FILTER (WHERE hindsight_network_failed(event_data)) AS f,
+               min(hindsight_network_duration(event_data)) AS lo, max(hindsight_network_duration(event_data)) AS hi
+        FROM events WHERE account_id = ANY(%s) AND event_type = 'network'
+          AND hindsight_network_duration(event_data) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",
+    "network_weekly": """
+        SELECT time_bucket(INTERVAL '7 days', "timestamp") AS bucket, account_id, host,
+               hindsight_network_method(event_data) AS method, hindsight_network_url(event_data) AS url,
+               hindsight_duration_bucket(hindsight_network_duration(event_data)) AS duration_bucket,
+               count(*) AS n, count(*) FILTER (WHERE hindsight_network_failed(event_data)) AS f,
+               min(hindsight_network_duration(event_data)) AS lo, max(hindsight_network_duration(event_data)) AS hi
+        FROM events WHERE account_id = ANY(%s) AND event_type = 'network'
+          AND hindsight_network_duration(event_data) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",
     "sessions_daily": """
         SELECT time_bucket(INTERVAL '1 day', started_at) AS bucket, account_id, host, d.dimension, d.value,
                count(*) AS n
@@ -132,15 +262,26 @@ DIRECT = {
         WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4, 5""",
 }
 
+# What the views hold, one row per key: on the timescale edition a key can appear twice in a
+# view (its continuous aggregate's row and its archive's, timescale/0006), and readers sum.
 VIEW = {
-    "events_hourly": "SELECT bucket, account_id, host, event_type, events AS n FROM events_hourly "
-                     "WHERE account_id = ANY(%s)",
-    "events_daily": "SELECT bucket, account_id, host, event_type, events AS n FROM events_daily "
-                    "WHERE account_id = ANY(%s)",
-    "pages_hourly": "SELECT bucket, account_id, host, path, page_views AS v, clicks AS c, errors AS e "
-                    "FROM pages_hourly WHERE account_id = ANY(%s)",
-    "pages_daily": "SELECT bucket, account_id, host, path, page_views AS v, clicks AS c, errors AS e "
-                   "FROM pages_daily WHERE account_id = ANY(%s)",
+    "events_hourly": "SELECT bucket, account_id, host, event_type, sum(events) AS n FROM events_hourly "
+                     "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4",
+    "events_daily": "SELECT bucket, account_id, host, event_type, sum(events) AS n FROM events_daily "
+                    "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4",
+    "pages_hourly": "SELECT bucket, account_id, host, path, sum(page_views) AS v, sum(clicks) AS c, "
+                    "sum(errors) AS e FROM pages_hourly WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4",
+    "pages_daily": "SELECT bucket, account_id, host, path, sum(page_views) AS v, sum(clicks) AS c, "
+                   "sum(errors) AS e FROM pages_daily WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4",
+    "network_hourly": "SELECT bucket, account_id, host, method, url, duration_bucket, sum(requests) AS n, "
+                      "sum(failures) AS f, min(min_ms) AS lo, max(max_ms) AS hi FROM network_hourly "
+                      "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4, 5, 6",
+    "network_daily": "SELECT bucket, account_id, host, method, url, duration_bucket, sum(requests) AS n, "
+                     "sum(failures) AS f, min(min_ms) AS lo, max(max_ms) AS hi FROM network_daily "
+                     "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4, 5, 6",
+    "network_weekly": "SELECT bucket, account_id, host, method, url, duration_bucket, sum(requests) AS n, "
+                      "sum(failures) AS f, min(min_ms) AS lo, max(max_ms) AS hi FROM network_weekly "
+                      "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4, 5, 6",
     "sessions_daily": "SELECT bucket, account_id, host, dimension, value, sessions AS n FROM sessions_daily "
                       "WHERE account_id = ANY(%s)",
 }

@@ -37,6 +37,22 @@ def test_services_images_and_the_build():
     assert services["api"]["depends_on"]["db"]["condition"] == "service_healthy"
 
 
+def test_the_compose_timescaledb_is_make_runs_and_one_the_sql_is_tested_on():
+    """DECISIONS.md, "The compose image's TimescaleDB": the same version as `make run` (Debian's
+    source package), so backups move both ways, and one of those docs/operations.md lists as
+    tested (its table of versions)."""
+    version = re.fullmatch(r"timescale/timescaledb:(2\.\d+\.\d+)-pg15", COMPOSE["services"]["db"]["image"]).group(1)
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    table = operations.split("## Versions the SQL runs on", 1)[1].split("\n## ", 1)[0]
+    rows = {cells[0]: cells[1:] for cells in (
+        [c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("| "))}
+    make_run = next(v for k, v in rows.items() if "`make run`" in k)
+    compose_where, compose = next((k, v) for k, v in rows.items() if "docker-compose.yml" in k)
+    assert compose[0] == version == make_run[0], (version, rows)
+    assert compose[1] == "timescale" and make_run[1] == "apache"
+    assert f"timescale/timescaledb:{version}-pg15" in compose_where and "timescale-edition tests" in compose[2]
+
+
 def test_ports_volumes_and_health_checks():
     db, api = COMPOSE["services"]["db"], COMPOSE["services"]["api"]
     assert any(str(p).endswith(":8000") for p in api["ports"])

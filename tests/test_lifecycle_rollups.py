@@ -5,6 +5,7 @@ database per test, so no other test's data or server process touches these rows.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -18,6 +19,7 @@ from lifecycle_support import (
     direct,
     directs,
     fresh_database,
+    network,
     new_account,
     view,
     views,
@@ -26,11 +28,13 @@ from lifecycle_support import (
 from hindsight.lifecycle import JobRunner, lifecycle_jobs
 from hindsight.lifecycle import rollups as rollup_module
 from hindsight.lifecycle.jobs import LOCK_CLASS, Job
+from hindsight.queries import traffic
 from hindsight.scheduler import Scheduler
 from hindsight.settings import Settings
 
-TYPES = ("session_start", "page_view", "click", "click", "mouse_move", "scroll", "error", "custom")
+TYPES = ("session_start", "page_view", "click", "click", "mouse_move", "scroll", "error", "custom", "network")
 PATHS = ("/", "/pricing", "/docs/a?ref=x", "/docs/b#top", "/checkout")
+ENDPOINTS = (("GET", "/api/cart"), ("POST", "/api/order"), ("GET", "/api/search"))
 
 
 @pytest.fixture
@@ -56,8 +60,15 @@ def fill(conn, account, host, now, *, days: float, sessions: int, seed: int) -> 
         events = [(start, "session_start", f"https://{host}/")]
         for i in range(rnd.randint(1, 12)):
             ts = start + timedelta(seconds=30 * i + rnd.uniform(0, 20))
-            events.append((min(ts, now), rnd.choice(TYPES), f"https://{host}{rnd.choice(PATHS)}"
-                           if rnd.random() < 0.9 else None))
+            kind = rnd.choice(TYPES)
+            page = f"https://{host}{rnd.choice(PATHS)}" if rnd.random() < 0.9 else None
+            if kind == "network":
+                method, path = rnd.choice(ENDPOINTS)
+                events.append((min(ts, now), kind, page, network(method, f"https://{host}{path}",
+                                                                 round(rnd.lognormvariate(5, 1)),
+                                                                 rnd.choice([200, 200, 200, 404, 0]))))
+            else:
+                events.append((min(ts, now), kind, page))
         add_events(conn, sid, account, host, events)
 
 
@@ -265,5 +276,131 @@ def test_health_shows_the_edition_compression_jobs_and_freshness(lc_url, runner)
     assert jobs["broken"]["last_status"] == "failure"
     assert jobs["broken"]["last_error"] == "RuntimeError: disk full, say"
     rollups = {r["rollup"]: r for r in lifecycle["rollups"]}
-    assert set(rollups) == {"events_hourly", "pages_hourly", "events_daily", "pages_daily", "sessions_daily"}
+    assert set(rollups) == {"events_hourly", "pages_hourly", "events_daily", "pages_daily", "sessions_daily",
+                            "network_hourly", "network_daily", "network_weekly"}
     assert all(r["materialized_until"] and r["lag_seconds"] >= 0 for r in rollups.values())
+
+
+# ------------------------------------------------------------ network durations
+
+def nearest_rank(values: list[int], p: float) -> int:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p * len(ordered))) - 1]
+
+
+def within_bound(estimate: float, exact: int) -> bool:
+    """The error bound the roll-up promises (sql/migrations/0021): 5 %, or 1 ms at most 1 ms."""
+    return abs(estimate - exact) <= max(0.05 * exact, 1.0 if exact <= 1 else 0.0) + 1e-9
+
+
+def test_network_percentiles_from_the_rollups_are_within_five_percent_of_the_exact_ones(lc_url, runner):
+    rnd = random.Random(12)
+    with connect(lc_url) as conn:
+        now = conn.execute("SELECT now() AS t").fetchone()["t"]
+        a, host = new_account(conn)
+        b, host_b = new_account(conn)
+        sent: list[tuple[datetime, str, str, int, bool]] = []   # what account a's pages measured
+        endpoints = [("GET", f"https://{host}/api/items"), ("POST", f"https://{host}/api/cart"),
+                     ("GET", f"https://{host}/api/flat"), ("GET", f"https://{host}/api/fast")]
+        for _ in range(300):
+            start = now - timedelta(hours=rnd.uniform(0, 10 * 24))
+            sid = add_session(conn, a, host, start)
+            events = []
+            for i in range(4):
+                method, url = rnd.choice(endpoints)
+                path = url.split(host, 1)[1]
+                duration = (250 if path == "/api/flat" else rnd.choice([0, 1, 2]) if path == "/api/fast"
+                            else round(rnd.lognormvariate(5.5, 1.2)))
+                status = rnd.choice([200, 200, 201, 304, 404, 500, 0])
+                ts = min(start + timedelta(seconds=i), now)
+                events.append((ts, "network", f"https://{host}/", network(method, url, duration, status)))
+                sent.append((ts, method, url, duration, not 1 <= status <= 399))
+            add_events(conn, sid, a, host, events)
+            other = add_session(conn, b, host_b, start)   # another tenant's, slower: never mixed in
+            add_events(conn, other, b, host_b, [(start, "network", None,
+                                                  network("GET", f"https://{host}/api/items", 99_000))])
+        # What a hostile page may send: nothing here may break a refresh.
+        sid = add_session(conn, a, host, now - timedelta(hours=2))
+        for seq, data in enumerate(['{"duration_ms": "slow", "method": "GET", "url": "x"}',
+                                    '{"duration_ms": -5, "method": "GET", "url": "x"}',
+                                    '{"duration_ms": 1e400, "method": "GET", "url": "https://e/huge"}',
+                                    '{"duration_ms": 3, "status": "teapot"}',
+                                    '{"duration_ms": 1e-400, "url": "https://e/tiny"}',
+                                    '{"duration_ms": 40, "method": "PUT", "url": "https://e/' + "a" * 5000 + '"}']):
+            conn.execute('INSERT INTO events (session_id, seq, "timestamp", account_id, host, event_type, event_data) '
+                         "VALUES (%s, %s, %s, %s, %s, 'network', %s::jsonb)",
+                         (sid, seq, now - timedelta(hours=2), a, host, data))
+        hostile = [("GET", "https://e/huge", 2147483647, True), ("", "", 3, True), ("", "https://e/tiny", 0, True),
+                   ("PUT", "https://e/" + "a" * 490, 40, True)]
+        sent += [(now - timedelta(hours=2), m, u, d, f) for m, u, d, f in hostile]
+
+        def check(start: datetime, end: datetime) -> int:
+            hours = traffic.hour_range(start, end)
+            expected: dict[tuple, list] = {}
+            for ts, method, url, duration, failed in sent:
+                if hours.start <= ts < hours.end:
+                    expected.setdefault((method or None, url or None), []).append((duration, failed))
+            got = {(r["method"], r["url"]): r for r in traffic.slowest_endpoints(
+                conn, a, start, end, limit=100)}
+            assert set(got) == set(expected)
+            for key, measured in expected.items():
+                durations = [d for d, _ in measured]
+                row = got[key]
+                assert row["requests"] == len(measured) and row["failures"] == sum(f for _, f in measured)
+                for p, column in ((0.5, "p50_ms"), (0.95, "p95_ms")):
+                    assert within_bound(row[column], nearest_rank(durations, p)), (key, p, row[column])
+                if len(set(durations)) == 1:
+                    assert row["p50_ms"] == row["p95_ms"] == durations[0]  # one value: exact
+            ordered = [r["p95_ms"] for r in got.values()]
+            assert ordered == sorted(ordered, reverse=True)
+            return len(got)
+
+        for refreshed in (False, True):
+            if refreshed:
+                assert refresh(runner)["result"]["network_hourly"]["rows"] > 0
+                for store in ("network_daily_store", "network_weekly_store"):
+                    assert conn.execute(f"SELECT count(*) AS n FROM {store}").fetchone()["n"] > 0  # noqa: S608
+                assert views(conn, [a, b]) == directs(conn, [a, b])
+            for days in (90, 30, 14, 8):      # weekly rows, daily rows around them, hourly ends
+                assert check(now - timedelta(days=days), now) == 8
+            assert check(now - timedelta(days=1), now) >= 4           # hourly rows only
+
+
+def test_the_overviews_page_lists_are_the_top_pages_and_the_pages_with_errors(lc_url, runner):
+    with connect(lc_url) as conn:
+        now = conn.execute("SELECT now() AS t").fetchone()["t"]
+        a, host = new_account(conn)
+        fill(conn, a, host, now, days=20, sessions=80, seed=7)
+        refresh(runner)
+        for days in (1, 7, 30):
+            rng = traffic.hour_range(now - timedelta(days=days), now)
+            top, errors = traffic.page_lists(conn, a, rng, 3)
+            assert top == traffic.top_pages(conn, a, rng, 3) and len(top) == 3
+            want = conn.execute("""
+                SELECT host, hindsight_url_path(page_url) AS path, count(*) FILTER (WHERE event_type = 'error') AS errors,
+                       count(*) FILTER (WHERE event_type = 'page_view') AS page_views
+                FROM events WHERE account_id = %s AND "timestamp" >= %s AND "timestamp" < %s AND page_url IS NOT NULL
+                GROUP BY 1, 2 HAVING count(*) FILTER (WHERE event_type = 'error') > 0
+                ORDER BY errors DESC, host, path LIMIT 3""", (a, rng.start, rng.end)).fetchall()
+            assert errors == want and errors
+
+
+def test_views_stay_whole_when_the_refresh_job_has_not_run_for_days(lc_url, runner):
+    """apache/0003: a view's raw part is planned for the last 3 days; the older events after a
+    watermark left behind by a stopped job are read through hindsight_*_behind."""
+    with connect(lc_url) as conn:
+        now = conn.execute("SELECT now() AS t").fetchone()["t"]
+        a, host = new_account(conn)
+        fill(conn, a, host, now, days=9, sessions=90, seed=9)
+        refresh(runner)
+        # As if the job had stopped 5 days ago (and again 2 hours ago: nothing behind).
+        for behind in ("5 days", "2 hours"):
+            with conn.transaction():
+                conn.execute(f"UPDATE rollup_watermarks SET materialized_until = time_bucket("  # noqa: S608
+                             f"CASE WHEN rollup LIKE '%%weekly' THEN INTERVAL '7 days' WHEN rollup LIKE '%%daily' "
+                             f"THEN INTERVAL '1 day' ELSE INTERVAL '1 hour' END, now() - INTERVAL '{behind}')")
+            assert views(conn, [a]) == directs(conn, [a]), behind
+            behind_rows = conn.execute(
+                "SELECT count(*) AS n FROM hindsight_events_behind(hindsight_rollup_watermark('events_hourly'), "
+                "now() - INTERVAL '3 days')").fetchone()["n"]
+            assert (behind_rows > 0) == (behind == "5 days")

@@ -12,6 +12,15 @@ the other way round is refused. A file (numbered or edition) whose first line is
 commands such as refresh_continuous_aggregate or CREATE INDEX CONCURRENTLY); it must be
 safe to repeat after a failure part-way, and its statements end with `;` at the end of a
 line.
+
+TimescaleDB policies (background jobs) that an edition file adds are held: paused in the
+transaction that created them, so no background job ever sees them scheduled, and
+resumed once every pending edition file has run. A refresh policy's job would otherwise
+start at once and race the first refresh of a later file (`refresh_continuous_aggregate`
+refuses to run beside another refresh of the same aggregate, and one of the two fails).
+The held jobs are listed in `schema_held_jobs` (committed with the file), so a migrate that
+stops part-way leaves them paused and the next one that finishes resumes them. Policies
+must therefore be added by files that run in a transaction, never by no-transaction ones.
 """
 
 from __future__ import annotations
@@ -124,9 +133,12 @@ def _lock(conn: psycopg.Connection[TupleRow]) -> None:
         time.sleep(0.2)
 
 
-def _apply(conn: psycopg.Connection[TupleRow], migration: Migration, record: str, values: tuple) -> None:
+def _apply(conn: psycopg.Connection[TupleRow], migration: Migration, record: str, values: tuple,
+           hold_jobs_after: set[int] | None = None) -> None:
     """Run one file and record it: in one transaction, or (first line NO_TRANSACTION)
-    statement by statement, recording it once every statement has succeeded."""
+    statement by statement, recording it once every statement has succeeded.
+    `hold_jobs_after`: the TimescaleDB jobs that existed before; any other job the file
+    created is held (paused) before its transaction commits."""
     if migration.sql.startswith(NO_TRANSACTION):
         for statement in _statements(migration.sql):
             conn.execute(statement)
@@ -134,7 +146,50 @@ def _apply(conn: psycopg.Connection[TupleRow], migration: Migration, record: str
     else:
         with conn.transaction():
             conn.execute(migration.sql)
+            if hold_jobs_after is not None:
+                _hold_new_jobs(conn, hold_jobs_after)
             conn.execute(record, values)
+
+
+# Jobs (TimescaleDB policies) created by edition files and paused until migrate is done.
+HELD_JOBS = """
+CREATE TABLE IF NOT EXISTS schema_held_jobs (
+    job_id      integer PRIMARY KEY,
+    held_at     timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+def _job_ids(conn: psycopg.Connection[TupleRow]) -> set[int]:
+    return {job_id for (job_id,) in conn.execute("SELECT job_id FROM timescaledb_information.jobs")}
+
+
+def _hold_new_jobs(conn: psycopg.Connection[TupleRow], known: set[int]) -> None:
+    """Pause the scheduled jobs not in `known` and list them in schema_held_jobs."""
+    conn.execute(
+        """
+        WITH held AS (
+            INSERT INTO schema_held_jobs (job_id)
+            SELECT job_id FROM timescaledb_information.jobs
+            WHERE scheduled AND NOT job_id = ANY(%s::integer[])
+            ON CONFLICT (job_id) DO NOTHING
+            RETURNING job_id)
+        SELECT alter_job(job_id, scheduled => false) FROM held
+        """, (sorted(known),))
+
+
+def release_held_jobs(conn: psycopg.Connection[TupleRow]) -> int:
+    """Resume the jobs held by edition files (all of them have run); return how many."""
+    with conn.transaction():
+        resumed = conn.execute(
+            """
+            SELECT alter_job(h.job_id, scheduled => true)
+            FROM schema_held_jobs h
+            JOIN timescaledb_information.jobs j ON j.job_id = h.job_id
+            ORDER BY h.job_id
+            """).fetchall()
+        conn.execute("DELETE FROM schema_held_jobs")
+    return len(resumed)
 
 
 def _apply_editions(conn: psycopg.Connection[TupleRow], editions_dir: Path, edition: str) -> list[Migration]:
@@ -159,6 +214,9 @@ def _apply_editions(conn: psycopg.Connection[TupleRow], editions_dir: Path, edit
             "timescale-edition server (e.g. the timescale/timescaledb image)"
         )
     applied: list[Migration] = []
+    holds_jobs = edition == "timescale"
+    if holds_jobs:
+        conn.execute(HELD_JOBS)
     for migration in discover(editions_dir / edition):
         key = (edition, migration.version)
         if key in done:
@@ -170,8 +228,11 @@ def _apply_editions(conn: psycopg.Connection[TupleRow], editions_dir: Path, edit
             continue
         _apply(conn, migration,
                "INSERT INTO schema_editions (edition, version, name, checksum) VALUES (%s, %s, %s, %s)",
-               (edition, migration.version, migration.name, migration.checksum))
+               (edition, migration.version, migration.name, migration.checksum),
+               hold_jobs_after=_job_ids(conn) if holds_jobs else None)
         applied.append(migration)
+    if holds_jobs:
+        release_held_jobs(conn)
     return applied
 
 

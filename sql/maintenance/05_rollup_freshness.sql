@@ -7,11 +7,13 @@
 --     roll-up, buckets after it are computed from raw rows at query time. So the
 --     dashboard is always current, and a watermark that lags only makes queries slower.
 --   * expected lag: hourly roll-ups about 1-2 hours (they leave the last hour to query
---     time), daily ones 1-2 days. Much more than that, or refreshed_at older than a
---     few refresh intervals: the refresh job or policy is not running (04_jobs.sql).
+--     time), daily ones 1-2 days, network_weekly 1-2 weeks. Much more than that, or
+--     refreshed_at older than a few refresh intervals: the refresh job or policy is not
+--     running (04_jobs.sql).
 --   * apache edition: every roll-up is refreshed by Hindsight's `refresh_rollups` job.
---     timescale edition: events_* and pages_* are continuous aggregates (their policies
---     refresh them); sessions_daily is Hindsight's on both.
+--     timescale edition: events_*, pages_* and network_* are continuous aggregates (their
+--     policies refresh them; an empty materialized_until: nothing materialized yet);
+--     sessions_daily is Hindsight's on both.
 
 \echo '== roll-ups refreshed by Hindsight (rollup_watermarks)'
 SELECT rollup, materialized_until, now() - materialized_until AS materialized_lag,
@@ -26,7 +28,9 @@ SELECT ca.user_view_name AS continuous_aggregate, w.materialized_until,
        now() - w.materialized_until AS materialized_lag, s.last_successful_finish AS last_refresh
 FROM _timescaledb_catalog.continuous_agg ca
 CROSS JOIN LATERAL (SELECT _timescaledb_functions.to_timestamp(
-                        _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id)) AS materialized_until) w
+                        _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id)) AS t) m
+-- Nothing materialized yet: TimescaleDB's watermark is the earliest time there is (shown empty).
+CROSS JOIN LATERAL (SELECT CASE WHEN m.t > '0001-01-01' THEN m.t END AS materialized_until) w
 LEFT JOIN timescaledb_information.jobs j
        ON j.proc_name = 'policy_refresh_continuous_aggregate'
       AND (j.config->>'mat_hypertable_id')::int = ca.mat_hypertable_id

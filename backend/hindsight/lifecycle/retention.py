@@ -10,9 +10,12 @@ failure leaves everything consistent and the next run carries on):
 2. raw events, rows: what is left past each account's own cutoff (the part of the
    boundary chunk before it, and accounts with a shorter retention). Cutoffs are whole
    hours, so an hour of an account's events is either all kept or all gone.
-3. screenshots taken before their account's cutoff (the events of that moment are gone).
+3. screenshots taken before their account's cutoff (the events of that moment are gone),
+   and DOM recordings whose session started before it: whole chunks of
+   `recording_segments` (partitioned by the session's start) past the longest retention
+   with `drop_chunks` on both editions, then the rows of accounts with a shorter one.
 4. sessions whose last activity is before the cutoff and that have no event left
-   (their remaining screenshots go with them).
+   (their remaining screenshots and recording segments go with them).
 5. screenshot images no screenshot references any more (at least an hour old, locked
    row by row so an upload that is using one keeps it).
 6. roll-ups past the roll-up retention (2 years by default): their stores with
@@ -38,7 +41,8 @@ MIN_RETENTION_DAYS = 7
 SESSION_GRACE = timedelta(hours=1)   # a session younger than this may still get its first events
 IMAGE_GRACE = timedelta(hours=1)     # an image younger than this may be on its way to a screenshot
 BATCH = 5000
-TIMESCALE_AGGREGATES = ("events_hourly_cagg", "pages_hourly_cagg", "events_daily_cagg", "pages_daily_cagg")
+TIMESCALE_AGGREGATES = ("events_hourly_cagg", "pages_hourly_cagg", "events_daily_cagg", "pages_daily_cagg",
+                        "network_hourly_cagg", "network_daily_cagg", "network_weekly_cagg")
 
 # Each account's cutoff is a whole hour: time_bucket('1 hour', now - its retention).
 EXPIRE_SCREENSHOTS = """
@@ -63,6 +67,17 @@ DELETE FROM sessions WHERE session_id IN (
       AND s.created_at < %(now)s::timestamptz - %(grace)s
       AND NOT EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.session_id)
     LIMIT %(batch)s)
+"""
+
+# A recording goes with its session's start (0019 partitions it by that).
+EXPIRE_RECORDINGS = """
+WITH cutoffs AS (
+    SELECT account_id, time_bucket(INTERVAL '1 hour', %(now)s::timestamptz
+               - make_interval(days => coalesce(events_retention_days, %(default)s))) AS cutoff
+    FROM accounts)
+DELETE FROM recording_segments r USING cutoffs c
+WHERE r.account_id = c.account_id AND r.session_started_at < c.cutoff
+  AND r.session_started_at < %(newest_cutoff)s
 """
 
 HOUR_CUTOFF = "SELECT time_bucket(INTERVAL '1 hour', %s::timestamptz - make_interval(days => %s)) AS c"
@@ -137,6 +152,20 @@ def expire_events(conn: Conn, now: datetime, default: int, edition: str | None) 
     return result
 
 
+def expire_recordings(conn: Conn, now: datetime, default: int) -> dict:
+    """Step 3, recordings: whole chunks past the longest retention, then rows by account."""
+    row = one(conn.execute(
+        "SELECT max(coalesce(events_retention_days, %(d)s)) AS longest, "
+        "min(coalesce(events_retention_days, %(d)s)) AS shortest FROM accounts", {"d": default}))
+    longest = max(default, row["longest"] or default)
+    shortest = row["shortest"] or default
+    chunks = _drop_chunks(conn, "recording_segments", one(conn.execute(HOUR_CUTOFF, (now, longest)))["c"])
+    newest_cutoff = one(conn.execute(HOUR_CUTOFF, (now, shortest)))["c"]
+    deleted = conn.execute(EXPIRE_RECORDINGS, {"now": now, "default": default,
+                                               "newest_cutoff": newest_cutoff}).rowcount
+    return {"recording_chunks_dropped": chunks, "recording_segments_deleted": deleted}
+
+
 def expire_screenshots_and_sessions(conn: Conn, now: datetime, default: int) -> dict:
     """Steps 3 and 4."""
     params = {"now": now, "default": default, "grace": SESSION_GRACE, "batch": BATCH}
@@ -193,6 +222,7 @@ def run(conn: Conn, now: datetime, *, events_retention_days: int,
     default = default_days(events_retention_days)
     result = {"default_retention_days": default}
     result.update(expire_events(conn, now, default, schema_edition))
+    result.update(expire_recordings(conn, now, default))
     result.update(expire_screenshots_and_sessions(conn, now, default))
     result.update(reclaim_images(conn, now))
     result.update(expire_rollups(conn, now, max(int(rollup_retention_days), 1), schema_edition))

@@ -2,9 +2,10 @@
 
 Background jobs can fail while the same call from a session succeeds, so nothing here
 assumes a policy ran: job results come from `lifecycle_jobs` and, on the timescale
-edition, from `timescaledb_information.job_stats` and `job_errors`. The queries also
-run on the apache edition (the information views exist there, empty), which is how
-the test suite checks them.
+edition, from `timescaledb_information.job_stats` and `job_errors` (the failed runs of
+TimescaleDB's job history, each with what it means when its cause is known). The
+queries also run on the apache edition (the information views exist there, empty),
+which is how the test suite checks them.
 """
 
 from __future__ import annotations
@@ -45,6 +46,33 @@ WHERE j.proc_name IN ('policy_compression', 'policy_retention', 'policy_refresh_
 ORDER BY j.job_id
 """
 
+# The failed runs of the policies in the last 7 days, newest first: TimescaleDB's job
+# history (`job_errors` is the failed part of `job_history`; successes are kept there only
+# with timescaledb.enable_job_execution_logging on). A policy can do its work and still be
+# recorded as failed (docs/operations.md, "Failed policy runs"), so every failure is shown.
+POLICY_FAILURES = """
+SELECT e.job_id, e.proc_name AS policy, coalesce(ca.view_name, j.hypertable_name) AS relation,
+       e.start_time, e.finish_time, e.sqlerrcode, e.err_message AS error
+FROM timescaledb_information.job_errors e
+LEFT JOIN timescaledb_information.jobs j ON j.job_id = e.job_id
+LEFT JOIN timescaledb_information.continuous_aggregates ca
+       ON ca.materialization_hypertable_schema = j.hypertable_schema
+      AND ca.materialization_hypertable_name = j.hypertable_name
+WHERE e.proc_name IN ('policy_compression', 'policy_retention', 'policy_refresh_continuous_aggregate')
+  AND e.finish_time > now() - INTERVAL '7 days'
+ORDER BY e.finish_time DESC NULLS LAST, e.job_id
+LIMIT %(limit)s
+"""
+MAX_FAILURES_SHOWN = 20
+
+# Failures whose cause is known, with what they mean: (a substring of the error, the hint).
+KNOWN_FAILURES = (
+    ("while it is being set up",
+     "PostgreSQL 15.20 (and any minor release with the same PortalDrop check) with TimescaleDB "
+     "2.28.3 or older: the policy did its work, then its background worker failed while cleaning up. "
+     "See docs/operations.md, 'Failed policy runs'."),
+)
+
 COMPRESSION = """
 SELECT h.compression_enabled,
        (SELECT j.config->>'compress_after' FROM timescaledb_information.jobs j
@@ -56,10 +84,11 @@ LEFT JOIN LATERAL hypertable_compression_stats('public.events') st ON true
 WHERE h.hypertable_schema = 'public' AND h.hypertable_name = 'events'
 """
 
-# How far each continuous aggregate is materialized (timescale edition).
+# How far each continuous aggregate is materialized (timescale edition); NULL when nothing
+# is (TimescaleDB's watermark is then the earliest time there is, or -infinity).
 CAGG_WATERMARKS = """
 SELECT ca.user_view_name AS rollup,
-       CASE WHEN isfinite(w.t) THEN w.t END AS materialized_until
+       CASE WHEN w.t > '0001-01-01' THEN w.t END AS materialized_until
 FROM _timescaledb_catalog.continuous_agg ca
 CROSS JOIN LATERAL (SELECT _timescaledb_functions.to_timestamp(
                         _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id)) AS t) w
@@ -93,8 +122,24 @@ def compression(conn: Conn, server: str) -> dict[str, Any]:
     }
 
 
+def known_cause(error: str | None) -> str | None:
+    """What a policy's error means, when its cause is known."""
+    return next((hint for marker, hint in KNOWN_FAILURES if error and marker in error), None)
+
+
 def policies(conn: Conn) -> list[dict]:
-    return conn.execute(POLICIES).fetchall()
+    rows = conn.execute(POLICIES).fetchall()
+    for row in rows:
+        row["known_cause"] = known_cause(row["last_error"])
+    return rows
+
+
+def policy_failures(conn: Conn, limit: int = MAX_FAILURES_SHOWN) -> list[dict]:
+    """The policies' failed runs of the last 7 days, newest first (at most `limit`)."""
+    rows = conn.execute(POLICY_FAILURES, {"limit": limit}).fetchall()
+    for row in rows:
+        row["known_cause"] = known_cause(row["error"])
+    return rows
 
 
 def freshness(conn: Conn, schema: str | None, server: str) -> list[dict]:
@@ -121,5 +166,6 @@ def lifecycle_status(conn: Conn) -> dict[str, Any]:
     status["jobs"] = conn.execute(JOBS).fetchall()
     if server == editions.TIMESCALE:
         status["policies"] = policies(conn)
+        status["policy_failures"] = policy_failures(conn)
     status["rollups"] = freshness(conn, schema, server)
     return status
