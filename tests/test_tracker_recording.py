@@ -297,12 +297,10 @@ def test_checkout_visit_is_recorded_privately_and_stored_once(db_url, api, brows
         hrefs = [events[0]["data"]["href"] for events in stored if events[0]["type"] == META]
         assert hrefs[0] == site.url() + "/" and any(h.endswith("/checkout.html") for h in hrefs)
         assert all(s["full_snapshot"] for s in seek_points)
-        # In the order they were numbered: the first time each number was sent.
-        first_sent = []
-        for r in wire.segments():
-            if segment_number(r) not in first_sent:
-                first_sent.append(segment_number(r))
-        assert first_sent == sorted(first_sent)
+        # Sent not necessarily in the order they were numbered: a segment still being
+        # compressed when the page goes away leaves after the plain-JSON one cut at `pagehide`
+        # (from the outbox); the store and the replay order them by number.
+        assert [s["segment"] for s in listing] == list(range(last + 1))
         for r in wire.segments():  # what was sent is what is stored
             assert events_of(r) == stored[segment_number(r)]
         # gzip (CompressionStream) while the page lives; the segment cut as the page goes away
