@@ -151,12 +151,15 @@ def test_filter_replay_play_and_jump_to_the_error(recorded, dashboard):
     assert page.locator("#event-list li.current").count() == 1
     wait_for(lambda: stage.get_attribute("data-screenshot") != first_shot, what="the next page's picture",
              page=page)
-    # Pause. On a slow machine playback may have reached the end (and stopped) while we polled:
-    # then play it again, at 1x so the pause lands mid-session.
+    # Pause. At 8x playback may reach the end (and stop) at any moment, so go back to the start
+    # and play at 1x: the session lasts seconds, so the pause lands mid-session.
     page.select_option("#speed", "1")
+    page.eval_on_selector("#speed", "e => e.blur()")      # keys typed into a select stay there
+    page.keyboard.press("Home")
     if stage.get_attribute("data-playing") == "0":
         page.click("#play")
-        assert stage.get_attribute("data-playing") == "1"
+    assert stage.get_attribute("data-playing") == "1"
+    assert int(stage.get_attribute("data-time")) < 1500
     page.click("#play")                                   # pause
     assert stage.get_attribute("data-playing") == "0"
     paused_at = stage.get_attribute("data-time")
