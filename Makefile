@@ -50,6 +50,7 @@ docs: install
 bench: install
 	$(VENV)/bin/python bench/ingest.py
 	$(VENV)/bin/python bench/tracker.py
+	$(VENV)/bin/python bench/recording.py
 	$(VENV)/bin/python bench/dashboard.py
 	$(VENV)/bin/python bench/stats.py
 

@@ -36,8 +36,19 @@ fi
 # its browser tests drive Debian's Chromium with Playwright (Playwright's own download does
 # not work here). apt lists may be empty on a fresh machine: update once if a package is missing.
 apt_get_or_update() { apt_install "$@" 2>/dev/null || { apt-get update -qq && apt_install "$@"; }; }
+# hll (citusdata/postgresql-hll): the visitor roll-ups' HyperLogLog sketches (sql/migrations/0023).
+# Debian packages it for its PostgreSQL; the test clusters and `make run`'s embedded one use that server.
+PG_MAJOR="${PG_MAJOR:-15}"
+if [ ! -f "/usr/share/postgresql/${PG_MAJOR}/extension/hll.control" ]; then
+    log "installing postgresql-${PG_MAJOR}-hll"
+    apt_get_or_update "postgresql-${PG_MAJOR}-hll"
+fi
 command -v npm >/dev/null || apt_get_or_update nodejs npm
 command -v chromium >/dev/null || apt_get_or_update chromium fonts-dejavu-core
+# The scale-out test (tests/test_scale.py, bench/scale.py, docs/SCALING.md) runs a real PgBouncer
+# (transaction pooling) and HAProxy on loopback; Debian's packages, started by the test itself.
+command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_get_or_update pgbouncer
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || apt_get_or_update haproxy
 log "building tracker.js (npm ci + npm run build in tracker/)"
 (cd tracker && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
 log "ready"

@@ -82,5 +82,8 @@ class RequestLog:
     def to(self, fragment: str) -> list[dict]:
         return [r for r in self.requests if fragment in r["url"]]
 
+    def posts(self, fragment: str) -> list[dict]:
+        return [r for r in self.to(fragment) if r["method"] == "POST"]
+
     def text(self) -> str:
         return "\n".join(f"{r['method']} {r['url']}\n{r['body']}" for r in self.requests)

@@ -13,8 +13,8 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "ingest.py"
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_ingest", BENCH)
+def load_bench(path: Path = BENCH):
+    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
@@ -46,3 +46,26 @@ def test_quick_bench_stores_every_row_it_sent(db_url):
     for r in result.api + result.copy:
         r.cpu = bench.CpuSplit()
     assert "n/a (too short to measure)" in bench.render(result, "smoke")
+
+
+@pytest.mark.slow
+def test_quick_recording_bench_stores_what_it_sent_and_times_the_replay(db_url):
+    """bench/recording.py --quick: a short visit recorded by tracker.js in Chromium, its
+    segments posted again and COPYed, a long recording built from it and replayed."""
+    bench = load_bench(BENCH.with_name("recording.py"))
+    config = bench.Config.quick_config()
+
+    result = bench.run_bench(db_url, config, log=lambda *args: None)
+
+    rec = result.recorded
+    assert [s.number for s in rec.segments] == list(range(len(rec.segments)))
+    assert rec.segments[0].full_snapshot and rec.minutes > 0
+    assert rec.json_bytes > rec.stored_bytes > 0 and rec.wire_bytes > 0
+    assert len(result.ingestion.api) == len(result.ingestion.copy) == 1
+    assert result.ingestion.api[0].segments == config.sessions * len(rec.segments)
+    assert bench.verify(db_url, result.ingestion.expected) == []
+    assert result.long.minutes >= config.replay_minutes and result.long.seek_points >= 1
+    [run] = result.replay
+    assert 0 < run.first_ms < 60_000 and 0 < run.seek_ms < 60_000
+    text = bench.render(result, "smoke")
+    assert "ratio API / COPY" in text and "**first frame**" in text

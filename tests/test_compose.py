@@ -14,6 +14,12 @@ from hindsight.settings import SETTINGS
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
+DB_DOCKERFILE = (ROOT / "deploy" / "db" / "Dockerfile").read_text()
+
+
+def db_base_image() -> str:
+    """The official image the compose database is built FROM (deploy/db/Dockerfile adds hll)."""
+    return next(rest for word, rest in instructions(DB_DOCKERFILE) if word == "FROM")
 
 
 def instructions(dockerfile: str) -> list[tuple[str, str]]:
@@ -29,10 +35,14 @@ def instructions(dockerfile: str) -> list[tuple[str, str]]:
 
 
 def test_services_images_and_the_build():
-    services = COMPOSE["services"]
-    assert set(services) == {"db", "api"}
-    image = services["db"]["image"]
+    services = {name: s for name, s in COMPOSE["services"].items() if not s.get("profiles")}
+    assert set(services) == {"db", "api"}  # `docker compose up`; the scale profile's: below
+    assert services["db"]["build"] in ("deploy/db", {"context": "deploy/db"})
+    image = db_base_image()
     assert re.fullmatch(r"timescale/timescaledb:2\.\d+\.\d+-pg15", image), image  # pinned, never "latest"
+    # The visitor roll-ups need hll (sql/migrations/0023): built into the image, at Debian's version.
+    build = " ".join(rest for word, rest in instructions(DB_DOCKERFILE) if word in ("ARG", "RUN"))
+    assert "HLL_VERSION=2.17" in build and "postgresql-hll" in build and "make" in build
     assert services["api"]["build"] in (".", {"context": "."})
     assert services["api"]["depends_on"]["db"]["condition"] == "service_healthy"
 
@@ -41,7 +51,7 @@ def test_the_compose_timescaledb_is_make_runs_and_one_the_sql_is_tested_on():
     """DECISIONS.md, "The compose image's TimescaleDB": the same version as `make run` (Debian's
     source package), so backups move both ways, and one of those docs/operations.md lists as
     tested (its table of versions)."""
-    version = re.fullmatch(r"timescale/timescaledb:(2\.\d+\.\d+)-pg15", COMPOSE["services"]["db"]["image"]).group(1)
+    version = re.fullmatch(r"timescale/timescaledb:(2\.\d+\.\d+)-pg15", db_base_image()).group(1)
     operations = (ROOT / "docs" / "operations.md").read_text()
     table = operations.split("## Versions the SQL runs on", 1)[1].split("\n## ", 1)[0]
     rows = {cells[0]: cells[1:] for cells in (
@@ -101,3 +111,58 @@ def test_the_dockerfile_runs_the_steps_make_run_uses():
 def test_the_build_context_leaves_local_state_out():
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".git", ".venv", "var", "tracker/node_modules"} <= ignored
+
+
+# ---- the scale profile (docs/SCALING.md): `docker compose --profile scale up`.
+
+SCALE = {name: s for name, s in COMPOSE["services"].items() if "scale" in s.get("profiles", ())}
+SCALE_DIR = ROOT / "deploy" / "scale"
+
+
+def test_the_scale_profile_has_a_balancer_three_hosts_a_replica_and_pgbouncer():
+    assert set(SCALE) == {"replica", "pgbouncer", "api-1", "api-2", "api-3", "balancer"}
+    primary = COMPOSE["services"]["db"]
+    assert SCALE["replica"]["image"] == primary["image"]  # a physical copy needs the same server
+    assert re.fullmatch(r"haproxy:2\.\d+", SCALE["balancer"]["image"])  # an LTS line, never "latest"
+    assert "debian:bookworm" in SCALE["pgbouncer"]["build"]["dockerfile_inline"]
+    assert "install -y --no-install-recommends pgbouncer" in SCALE["pgbouncer"]["build"]["dockerfile_inline"]
+    for name in ("api-1", "api-2", "api-3"):
+        assert SCALE[name]["image"] == COMPOSE["services"]["api"]["image"]  # built once, by api
+        assert "ports" not in SCALE[name]  # reached through the balancer only
+        assert any("/health" in part for part in SCALE[name]["healthcheck"]["test"])
+    assert any(str(p).endswith(":8080") for p in SCALE["balancer"]["ports"])
+    assert "replica-data" in COMPOSE["volumes"]
+    assert any("replica-data:" in v for v in SCALE["replica"]["volumes"])
+    # The replica is made with pg_basebackup -R from the primary, which lets it stream.
+    start = (SCALE_DIR / "replica-start.sh").read_text()
+    assert "pg_basebackup -h db" in start and " -R " in start
+    assert "host replication" in (SCALE_DIR / "primary-replication.sh").read_text()
+    assert any("primary-replication.sh:/docker-entrypoint-initdb.d/" in v for v in primary["volumes"])
+
+
+def test_the_scale_hosts_settings_route_writes_reads_and_jobs():
+    known = {s.env for s in SETTINGS}
+    for name in ("api-1", "api-2", "api-3"):
+        env = SCALE[name]["environment"]
+        assert set(env) <= known, set(env) - known
+        assert "@pgbouncer:6432/hindsight" in env["HINDSIGHT_DATABASE_URL"]
+        assert env["HINDSIGHT_DATABASE_POOLER"] == "pgbouncer"
+        assert "@replica:5432/hindsight" in env["HINDSIGHT_READ_DATABASE_URL"]
+        assert "@db:5432/hindsight" in env["HINDSIGHT_DIRECT_DATABASE_URL"]
+        assert env["HINDSIGHT_TRUST_FORWARDED_FOR"] == "true"  # behind HAProxy's forwardfor
+
+
+def test_the_scale_configuration_files():
+    ini = (SCALE_DIR / "pgbouncer.ini").read_text()
+    assert re.search(r"^pool_mode = transaction$", ini, re.M)
+    assert re.search(r"^hindsight = host=db port=5432 dbname=hindsight$", ini, re.M)
+    cfg = (SCALE_DIR / "haproxy.cfg").read_text()
+    assert re.search(r"^\s+balance roundrobin$", cfg, re.M)
+    assert re.search(r"^\s+option httpchk GET /health$", cfg, re.M)
+    assert sorted(re.findall(r"^\s+server (api-\d) (api-\d):8000 check$", cfg, re.M)) == \
+        [("api-1", "api-1"), ("api-2", "api-2"), ("api-3", "api-3")]
+    assert re.search(r"^frontend api\n\s+bind :8080$", cfg, re.M)
+    mounted = " ".join(SCALE["balancer"]["volumes"])
+    assert "haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg" in mounted and "503.http" in mounted
+    assert re.search(r"errorfile 503 /usr/local/etc/haproxy/503.http", cfg)
+    assert b"\r\nRetry-After: 5\r\n" in (SCALE_DIR / "503.http").read_bytes()

@@ -236,6 +236,18 @@ def test_overview_page_and_twin(analyst, world, app):
     assert slow["url"].endswith("/api/slow") and slow["failures"] == 1 and slow["p95_ms"] == 1500
     devices = {r["value"]: r["sessions"] for r in twin["breakdowns"]["device_type"]["data"]}
     assert devices == {"mobile": 1, "desktop": 1}
+    # Visitors (alice and bob: two identified users), bounce, time on page and exits.
+    assert twin["visitors"]["visitors"] == twin["totals"]["visitors"] == 2
+    assert twin["visitors"]["bounce_rate"] == 0.5 and twin["visitors"]["pages_per_session"] == 1.5
+    assert {r["value"]: r["visitors"] for r in twin["breakdowns"]["device_type"]["data"]} == devices
+    routes = {p["path"]: p for p in twin["top_pages"]}
+    # "/": alice's only page (2 s to her last click) and bob's last (no activity after it).
+    assert (routes["/"]["visitors"], routes["/"]["avg_time_on_page_s"]) == (2, 1.0)
+    assert (routes["/"]["bounce_rate"], routes["/"]["exit_rate"]) == (1.0, 1.0)
+    # "/pricing": bob's entry, 40 s before his next page.
+    assert (routes["/pricing"]["visitors"], routes["/pricing"]["avg_time_on_page_s"]) == (1, 40.0)
+    assert (routes["/pricing"]["bounce_rate"], routes["/pricing"]["exit_rate"]) == (0.0, 0.0)
+    assert 'id="kpi-visitors">2<' in page.text and "Time on page" in page.text and "50.0 %" in page.text
 
 
 def test_account_page_shows_usage_hosts_health_and_keys(analyst, world):

@@ -254,6 +254,9 @@ def test_overview_and_account_pages(recorded, dashboard):
     text = page.locator("main").inner_text()
     assert "Hot routes" in text and "/error.html" in text
     assert page.locator(".chart svg rect").count() > 0
+    # Visitors: the recorded sessions came from one browser (the visitor id is computed by the server).
+    assert int(page.locator("#kpi-visitors").inner_text().replace(",", "")) >= 1
+    assert "Time on page" in text and "Bounce" in text and "Exit" in text
     snap(page, "overview")
     page.goto(f"{base}/dashboard/account")
     assert "localhost" in page.locator("main").inner_text()

@@ -72,6 +72,7 @@ def pages(v) -> list[tuple[str, dict]]:
         (f"/dashboard/sessions/{sid}", {}), (f"/dashboard/sessions/{sid}", {"format": "json"}),
         (f"/dashboard/sessions/{sid}/events", {}), (f"/dashboard/screenshots/{shot}", {}),
         ("/dashboard/overview", {}), ("/dashboard/overview", {"format": "json"}),
+        ("/dashboard/live", {}), ("/dashboard/live", {"format": "json"}),
         ("/dashboard/heatmaps", {"page": "/"}), ("/dashboard/heatmaps", {"page": "/", "format": "json"}),
         ("/dashboard/heatmaps/image.png", {"page": "/"}),
         ("/dashboard/account", {}), ("/dashboard/account", {"format": "json"}),
@@ -136,7 +137,8 @@ def test_an_admin_can_switch_accounts(tc, db_url, victim):
 def test_markup_from_the_recording_is_shown_as_text(tc, db_url, victim):
     analyst = logged_in(tc, db_url, victim["site"].account_id)
     for path, params in (("/dashboard/sessions", {}), (f"/dashboard/sessions/{victim['session_id']}", {}),
-                         ("/dashboard/heatmaps", {"page": victim["path"]}), ("/dashboard/overview", {})):
+                         ("/dashboard/heatmaps", {"page": victim["path"]}), ("/dashboard/overview", {}),
+                         ("/dashboard/live", {})):
         html = analyst.get(path, **params).text
         assert "<script>alert" not in html, path
         assert "onerror=alert(1)>" not in html.replace("onerror=alert(1)&gt;", ""), path

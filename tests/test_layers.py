@@ -17,7 +17,7 @@ import hindsight
 PACKAGE = Path(hindsight.__file__).resolve().parent
 HTTP_PACKAGES = ("hindsight.resources", "hindsight.dashboard")
 HTTP_MODULES = {"hindsight.app", "hindsight.middleware", "hindsight.errors", "hindsight.openapi",
-                "hindsight.worker", "hindsight.gunicorn_conf"}
+                "hindsight.worker", "hindsight.gunicorn_conf", "hindsight.request_ids"}
 UPWARD = ("falcon",) + HTTP_PACKAGES
 
 

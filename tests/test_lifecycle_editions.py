@@ -309,7 +309,8 @@ def test_tsl_a_new_database_gets_compression_aggregates_and_policies(tsl_url):
         assert all(p["last_error"] is None and p["known_cause"] is None for p in lifecycle["policies"])
         assert lifecycle["policy_failures"] == []
         rollups = {r["rollup"]: r for r in lifecycle["rollups"]}
-        assert set(rollups) == CAGGS | {"sessions_daily"}
+        assert set(rollups) == CAGGS | {"sessions_daily", "visits_hourly", "visits_daily", "page_visits_hourly",
+                                        "page_visits_daily"}
         assert all(rollups[name]["materialized_until"] is not None for name in CAGGS)
 
 

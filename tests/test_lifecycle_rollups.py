@@ -277,7 +277,8 @@ def test_health_shows_the_edition_compression_jobs_and_freshness(lc_url, runner)
     assert jobs["broken"]["last_error"] == "RuntimeError: disk full, say"
     rollups = {r["rollup"]: r for r in lifecycle["rollups"]}
     assert set(rollups) == {"events_hourly", "pages_hourly", "events_daily", "pages_daily", "sessions_daily",
-                            "network_hourly", "network_daily", "network_weekly"}
+                            "network_hourly", "network_daily", "network_weekly", "visits_hourly",
+                            "visits_daily", "page_visits_hourly", "page_visits_daily"}
     assert all(r["materialized_until"] and r["lag_seconds"] >= 0 for r in rollups.values())
 
 

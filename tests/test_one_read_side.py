@@ -179,10 +179,12 @@ def test_every_dashboard_form_checks_csrf_in_a_hook(client, site, db_url):
                     posts.append(f"{cls.__name__}.{name}")
                     # falcon.before wraps the responder (functools.wraps: __wrapped__).
                     assert hasattr(method, "__wrapped__"), f"{cls.__name__}.{name} has no CSRF hook"
-    assert len(posts) == 6, posts   # login, logout, switch account, create/revoke key, unlock
+    # login, logout, switch account, create/revoke key, unlock, save/delete a funnel
+    assert len(posts) == 8, posts
     analyst = logged_in(client, db_url, site.account_id, admin=True)
     for path in ("/dashboard/account/keys", "/dashboard/account/keys/1/revoke",
-                 "/dashboard/account/users/1/unlock", "/dashboard/switch-account", "/dashboard/logout"):
+                 "/dashboard/account/users/1/unlock", "/dashboard/switch-account", "/dashboard/logout",
+                 "/dashboard/funnels", "/dashboard/funnels/1/delete"):
         for form in ({}, {"csrf_token": "forged"}):
             resp = analyst.post(path, form)
             assert resp.status_code == 403 and "CSRF" in resp.text, (path, form)

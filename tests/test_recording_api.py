@@ -257,6 +257,39 @@ def test_reads_list_the_segments_in_order_and_serve_the_events(client, site, ses
                                headers=site.read_headers()).status_code == 404
 
 
+def test_the_listing_is_paged_and_narrowed_to_a_playable_window(client, site, session_id):
+    start = now_ms(-120)
+    # Segments every 10 s; full snapshots in 0, 3 and 6.
+    for number in range(8):
+        events = rrweb_events(start + number * 10_000, 3, full_snapshot=number % 3 == 0)
+        assert post(client, site, session_id, number, gz(events)).status_code == 201
+    url = f"/api/v1/sessions/{session_id}/recording"
+
+    def listing(**params):
+        resp = client.simulate_get(url, params=params, headers=site.read_headers())
+        assert resp.status_code == 200, resp.json
+        return [s["segment"] for s in resp.json["segments"]], resp.json["next_after"]
+
+    assert listing() == (list(range(8)), None)
+    # Pages of 3, followed to the end by next_after.
+    seen, after = [], -1
+    while after is not None:
+        page, after = listing(limit=3, after=after)
+        assert len(page) <= 3
+        seen += page
+    assert seen == list(range(8))
+    iso = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).isoformat()  # noqa: E731
+    # A window from 52 s (segment 5) to 65 s: it starts at segment 3's full snapshot.
+    assert listing(**{"from": iso(start + 52_000), "to": iso(start + 65_000)}) == ([3, 4, 5, 6], None)
+    # From a full snapshot's own start, only from there.
+    assert listing(**{"from": iso(start + 60_000)}) == ([6, 7], None)
+    assert listing(**{"to": iso(start + 15_000)}) == ([0, 1], None)
+    # Before the first segment: from the start.
+    assert listing(**{"from": iso(start - 99_000), "limit": 2}) == ([0, 1], 1)
+    for bad in ({"limit": 0}, {"limit": 1001}, {"after": -2}, {"from": "yesterday"}, {"to": "10000-01-01"}):
+        assert client.simulate_get(url, params=bad, headers=site.read_headers()).status_code == 400, bad
+
+
 def test_segments_of_two_accounts_stay_apart(client, make_site, db_url):
     a, b = make_site(), make_site()
     sessions = {}

@@ -399,9 +399,12 @@ def test_playback_follows_the_recording_across_segments(recorded, analyst_page):
     # segment, which is appended ahead of the clock (no new window is loaded).
     page.select_option("#speed", "4")
     started = time.monotonic()
+    from_ms = int(stage.get_attribute("data-time"))
     shows(page, {"title": "Closed", "modal": False, "items": 3}, "the end of the visit")
     elapsed = time.monotonic() - started
-    assert elapsed < (offsets["closed"] - offsets["modal"]) / 1000 / 2, elapsed
+    # Faster than the recorded time (4x would take a quarter of it; a busy machine's polling
+    # gets the other three quarters as slack).
+    assert elapsed < (offsets["closed"] - from_ms) / 1000, (elapsed, from_ms, offsets)
     assert stage.get_attribute("data-dom-window") == "0-2"
     wait_for(lambda: stage.get_attribute("data-playing") == "0", what="the end of playback", page=page)
     assert problems == [], problems

@@ -87,7 +87,7 @@ def test_scripted_visit_is_recorded_faithfully_and_privately(db_url, api, browse
 
     # 1. The sign-up page: its screenshot is taken once the page is idle.
     page.goto(demo.url() + "/")
-    wait_for(lambda: log.to("/api/v1/track/screenshot"), what="the first screenshot", page=page)
+    wait_for(lambda: log.posts("/api/v1/track/screenshot"), what="the first screenshot", page=page)
     page.locator("#buy").scroll_into_view_if_needed()
     buy = center(page, "#buy")
     page.mouse.click(*buy)
@@ -111,7 +111,7 @@ def test_scripted_visit_is_recorded_faithfully_and_privately(db_url, api, browse
     # 2. The single-page app: a page load, then pushState, a hash change and back.
     page.click("header a[href='/app']")
     page.wait_for_url("**/app")
-    wait_for(lambda: len(log.to("/api/v1/track/screenshot")) >= 2, what="the app's screenshot",
+    wait_for(lambda: len(log.posts("/api/v1/track/screenshot")) >= 2, what="the app's screenshot",
              page=page)
     page.click("#nav-settings")
     page.wait_for_url("**/app/settings")

@@ -23,7 +23,8 @@ def cmd_migrate(args, settings: Settings) -> int:
     from .migrate import MigrationError, migrate
 
     try:
-        applied = migrate(_database_url(settings))
+        # Its advisory lock lasts a session: never through a transaction pooler.
+        applied = migrate(settings.direct_database_url or _database_url(settings))
     except MigrationError as ex:
         print(f"hindsight migrate: {ex}", file=sys.stderr)
         return 2
@@ -117,7 +118,48 @@ def cmd_keys_create(args, settings: Settings) -> int:
         except LookupError as ex:
             print(f"hindsight keys create: {ex}", file=sys.stderr)
             return 2
+        if args.admin:  # may also export and erase a person's data (hindsight.erasure)
+            from .principals import hash_api_key
+            from .queries.erasure import make_admin_key
+
+            make_admin_key(conn, hash_api_key(key))
+            conn.commit()
     print(key)
+    return 0
+
+
+def _selector(args) -> tuple[str, str]:
+    for kind in ("user_id", "visitor_id", "session_id"):
+        value = getattr(args, kind)
+        if value is not None:
+            return kind, value
+    raise SystemExit("one of --user-id, --visitor-id, --session-id is required")
+
+
+def cmd_export(args, settings: Settings) -> int:
+    """Print everything stored for a person (right of access) as JSON."""
+    from . import erasure
+    from .db import connect
+    from .json_encoding import dumps
+    from .services import utc_now
+
+    kind, value = _selector(args)
+    with connect(_database_url(settings)) as conn:
+        document = erasure.export(conn, args.account, kind, value, utc_now())
+    print(dumps(document))
+    return 0
+
+
+def cmd_erase(args, settings: Settings) -> int:
+    """Delete a person's data, audit it, recompute the roll-ups (hindsight.erasure)."""
+    from . import erasure
+    from .db import connect
+    from .json_encoding import dumps
+
+    kind, value = _selector(args)
+    with connect(_database_url(settings), autocommit=True) as conn:
+        result = erasure.erase(conn, args.account, kind, value, actor=args.actor)
+    print(dumps(result))
     return 0
 
 
@@ -208,7 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="analyst API keys").add_subparsers(dest="action", required=True)
     p = keys.add_parser("create", help="print a new analyst API key (stored hashed)")
     p.add_argument("--account", required=True, type=uuid.UUID)
+    p.add_argument("--admin", action="store_true", help="may also export and erase a person's data")
     p.set_defaults(func=cmd_keys_create)
+
+    for name, func, text in (("export", cmd_export, "print a person's data as JSON (right of access)"),
+                             ("erase", cmd_erase, "delete a person's data, audited; roll-ups recomputed")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--account", required=True, type=uuid.UUID)
+        who = p.add_mutually_exclusive_group(required=True)
+        who.add_argument("--user-id", dest="user_id", help="the user id sent by hindsight.identify")
+        who.add_argument("--visitor-id", dest="visitor_id", help="a stored visitor id (a UUID)")
+        who.add_argument("--session-id", dest="session_id", help="a session id (a UUID)")
+        if name == "erase":
+            p.add_argument("--actor", default="cli", help="who asked, for the audit (default: cli)")
+        p.set_defaults(func=func)
 
     users = sub.add_parser("users", help="dashboard users").add_subparsers(dest="action", required=True)
     p = users.add_parser("create", help="create a dashboard user of an account (password prompted)")

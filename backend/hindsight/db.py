@@ -23,8 +23,12 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached right now; the caller should retry later."""
 
 
-def _configure(settings: Settings) -> Callable[[Conn], None]:
+def _configure(settings: Settings) -> Callable[[Conn], None] | None:
     timeout = int(settings.statement_timeout_ms)
+    if behind_pooler(settings):
+        # Transaction pooling: a SET would stay on whichever server connection ran it, for
+        # other clients; the limit is the role's instead (docs/SCALING.md, "PgBouncer").
+        return None
 
     def configure(conn: Conn) -> None:
         # Every query the API runs has a time limit.
@@ -34,20 +38,41 @@ def _configure(settings: Settings) -> Callable[[Conn], None]:
     return configure
 
 
-def create_pool(settings: Settings, *, open_wait: bool = True) -> Pool:
-    """Return a pool for the API; with `open_wait`, fail fast when the database is down."""
+def behind_pooler(settings: Settings) -> bool:
+    """True when the API's database URLs lead to PgBouncer in transaction pooling mode."""
+    pooler = settings.database_pooler.strip().lower()
+    if pooler not in ("", "pgbouncer"):
+        raise SystemExit(f"HINDSIGHT_DATABASE_POOLER: {settings.database_pooler!r} is not '' or 'pgbouncer'")
+    return pooler == "pgbouncer"
+
+
+def connection_kwargs(settings: Settings) -> dict[str, Any]:
+    """psycopg connection arguments: behind PgBouncer (1.18, transaction pooling) no
+    statement is ever prepared, since the next transaction may run on another server."""
+    kwargs: dict[str, Any] = {"row_factory": dict_row, "application_name": "hindsight"}
+    if behind_pooler(settings):
+        kwargs["prepare_threshold"] = None
+    return kwargs
+
+
+def create_pool(settings: Settings, *, open_wait: bool = True, url: str | None = None,
+                name: str = "hindsight") -> Pool:
+    """Return a pool for the API (on `url`, else the primary's); with `open_wait`, fail
+    fast when the database is down."""
     pool: Pool = ConnectionPool(
-        settings.database_url,
+        url or settings.database_url,
         connection_class=Conn,
         min_size=settings.pool_min,
         max_size=settings.pool_max,
         timeout=settings.pool_timeout,
-        kwargs={"row_factory": dict_row, "application_name": "hindsight"},
+        kwargs=connection_kwargs(settings),
         configure=_configure(settings),
         open=False,
-        name="hindsight",
-        # Dead connections left by a database restart cost one 503 each (the tracker
-        # retries); checking every connection on checkout would cost a round trip per request.
+        name=name,
+        # A connection is checked (an empty query) when it leaves the pool: one left dead by
+        # a database restart is replaced there, instead of failing its next request with a
+        # 503. Its cost on ingestion is measured in docs/BENCHMARKS.md ("Pool check").
+        check=ConnectionPool.check_connection if settings.pool_check else None,
     )
     pool.open(wait=open_wait, timeout=settings.pool_timeout if open_wait else 30.0)
     return pool

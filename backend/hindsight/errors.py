@@ -14,6 +14,7 @@ import psycopg
 from marshmallow import ValidationError
 from psycopg_pool import PoolTimeout
 
+from . import metrics
 from .db import DatabaseUnavailable
 
 log = logging.getLogger("hindsight.errors")
@@ -77,6 +78,8 @@ def _validation_error(req, resp, ex: ValidationError, params) -> None:
 
 
 def _database_unavailable(req, resp, ex: Exception, params) -> None:
+    if isinstance(ex, PoolTimeout):
+        metrics.POOL_TIMEOUTS.inc()
     log.warning("database unavailable on %s %s: %s", req.method, req.path, ex)
     raise ApiError(
         falcon.HTTP_503, "Service Unavailable",
@@ -100,6 +103,8 @@ def _is_connection_failure(ex: psycopg.Error) -> bool:
 
 
 def _psycopg_error(req, resp, ex: psycopg.Error, params) -> None:
+    if isinstance(ex, psycopg.errors.QueryCanceled):
+        metrics.STATEMENT_TIMEOUTS.inc()
     if _is_connection_failure(ex):
         _database_unavailable(req, resp, ex, params)
     _unexpected(req, resp, ex, params)

@@ -40,6 +40,17 @@ wsgi_app = "hindsight.app:get_app()"
 # gunicorn's control socket would be shared by every instance on the machine.
 control_socket_disable = True
 
+# prometheus_client's multiprocess mode (hindsight.metrics): every worker writes its samples
+# into this directory, whichever worker answers /metrics reads them all. Set before any
+# worker is forked (a worker's prometheus_client reads it when first imported); an operator's
+# own PROMETHEUS_MULTIPROC_DIR is used as it is, else a fresh one (in memory when we can).
+_METRICS_DIR_OWNED = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _METRICS_DIR_OWNED:
+    import tempfile
+
+    _shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hindsight-metrics-", dir=_shm)
+
 
 def on_starting(server):
     """In the master, before any worker is forked: the host's rate-limit table, which
@@ -47,6 +58,20 @@ def on_starting(server):
     from hindsight import ratelimit
 
     ratelimit.start_host_counter()
+    # Samples of an earlier run (a reused directory) would be counted again: start empty.
+    # (The master never imports hindsight.metrics: it would own sample files of its own.)
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(directory, name))
+
+
+def child_exit(server, worker):
+    """A worker is gone (exit, crash, kill): its live gauges stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(server):
@@ -54,3 +79,7 @@ def on_exit(server):
 
     if ratelimit.host_counter is not None:
         ratelimit.host_counter.close()
+    if _METRICS_DIR_OWNED:
+        import shutil
+
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -115,7 +115,8 @@ class Cors:
     def __init__(self, is_registered_host: Callable[[str], bool]) -> None:
         self._is_registered_host = is_registered_host
 
-    BROWSER_PATHS = ("/api/v1/sessions", "/api/v1/track", "/api/v1/track/screenshot", RECORDING_PATH)
+    BROWSER_PATHS = ("/api/v1/sessions", "/api/v1/track", "/api/v1/track/screenshot",
+                     "/api/v1/track/screenshot/wanted", RECORDING_PATH)
     BROWSER_PREFIXES = ("/site/", "/api/sessions/", "/api/pages/", "/api/events/", "/api/referrers/")
 
     @classmethod

@@ -94,6 +94,12 @@ def _require_timescaledb(conn: psycopg.Connection[Any]) -> None:
             "this PostgreSQL server has no TimescaleDB extension installed; install it "
             "(scripts/install-timescaledb.sh on Debian) or use the timescale/timescaledb image"
         )
+    if not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hll'").fetchone():
+        raise MigrationError(
+            "this PostgreSQL server has no hll extension (HyperLogLog, for unique visitors: "
+            "sql/migrations/0023) installed; on Debian: apt-get install postgresql-15-hll "
+            "(scripts/bootstrap.sh does), with Docker: deploy/db/Dockerfile (docker-compose.yml)"
+        )
     if "timescaledb" not in _value(conn, "SHOW shared_preload_libraries"):
         raise MigrationError(
             "TimescaleDB is installed but not loaded: add timescaledb to "

@@ -116,7 +116,10 @@ def build_spec(server_url: str = "/") -> dict[str, Any]:
     _session_paths(spec)
     _track_paths(spec)
     _stats_paths(spec)
+    _custom_paths(spec)
+    _observe_paths(spec)
     _recording_paths(spec)
+    _live_paths(spec)
     _seed_paths(spec)
     _public_paths(spec)
     return _portable_patterns(_ip_addresses(_plain_query_parameters(spec.to_dict())))
@@ -240,6 +243,16 @@ def _track_paths(spec: APISpec) -> None:
         "responses": answers({"201": stored, "200": {**stored, "description": "Already stored."}},
                              f"400 401 403 404 {BODY} 429 503",
                              e404="No such session for this account.")}})
+    from .resources.track import ScreenshotWantedQuerySchema
+    spec.path("/api/v1/track/screenshot/wanted", operations={"get": {
+        "summary": "Whether a visitor's browser should take a screenshot of this page.",
+        "description": "No token: the session id is the capability, and the page's Origin must be "
+                       "covered by the session's host (otherwise, and for unknown sessions, `wanted` is "
+                       "true). False when the account holds a screenshot of the same page path and route "
+                       "fragment, for the same device class, newer than "
+                       "HINDSIGHT_SCREENSHOT_FRESHNESS_HOURS.",
+        "parameters": [{"in": "query", "schema": ScreenshotWantedQuerySchema}],
+        "responses": answers({"200": _json(shapes.ScreenshotWantedShape, "The answer.")}, "400 503")}})
 
 
 def _stats_paths(spec: APISpec) -> None:
@@ -252,6 +265,9 @@ def _stats_paths(spec: APISpec) -> None:
             "series": (stats.SeriesQuerySchema, shapes.SeriesShape),
             "event-types": (stats.StatsQuerySchema, shapes.EventTypesShape),
             "pages": (stats.TopQuerySchema, shapes.TopPagesShape),
+            "visitors": (stats.StatsQuerySchema, shapes.VisitorsShape),
+            "entry-pages": (stats.TopQuerySchema, shapes.PageVisitsListShape),
+            "exit-pages": (stats.TopQuerySchema, shapes.PageVisitsListShape),
         }.get(kind, (stats.TopQuerySchema, shapes.BreakdownShape))
         spec.path(path, operations={"get": {
             "summary": f"{kind} for a time range of the key's account (from the roll-ups).",
@@ -260,16 +276,39 @@ def _stats_paths(spec: APISpec) -> None:
                                  "400 401 503")}})
 
 
+def _custom_paths(spec: APISpec) -> None:
+    """Custom events, funnels, paths, erasure (issue 14): each module describes its own."""
+    from .resources import erasure, events, funnels
+
+    events.describe(spec)
+    funnels.describe(spec)
+    erasure.describe(spec)
+
+
+def _observe_paths(spec: APISpec) -> None:
+    """Ingestion warnings and the pipeline's traces (issue 13): described by their module."""
+    from .resources import pipeline
+
+    pipeline.describe(spec)
+
+
+def _live_paths(spec: APISpec) -> None:
+    """The live stream (issue 13), described by its module (resources/live.py)."""
+    from .resources import live
+
+    live.describe(spec)
+
+
 def _recording_paths(spec: APISpec) -> None:
     """The DOM recording's endpoints, described by their module (resources/recording.py)."""
     from .resources import recording
 
-    def legacy(ok_code: str, ok_schema: Any, description: str) -> Answers:
+    def legacy(ok_code: str, ok_schema: Any, description: str, codes: str = "401 404 503") -> Answers:
         ok = {"description": description}
         if ok_code == "201":  # the upload: 201 stored now, 200 stored before
             return answers({"201": ok, "200": {"description": "Already stored."}},
                            f"400 401 403 404 {BODY} 429 503")
-        return answers({ok_code: ok}, "401 404 503")
+        return answers({ok_code: ok}, codes)
 
     recording.document(spec, SITE, ANALYST, legacy)
 

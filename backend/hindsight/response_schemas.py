@@ -50,6 +50,13 @@ class ScreenshotCreatedShape(Shape):
     screenshot_id = fields.Integer()
 
 
+class ScreenshotWantedShape(Shape):
+    wanted = fields.Boolean(metadata={"description": "false: the account has a fresh screenshot of this "
+                                                     "page and device class; take none."})
+    known = fields.Boolean(metadata={"description": "false: no such session (yet: tracker.js creates it "
+                                                    "with its first batch); ask again after that."})
+
+
 class SessionShape(Shape):
     session_id = fields.UUID()
     host = fields.String(metadata={"description": "The registered domain the session was recorded on."})
@@ -176,6 +183,8 @@ class SeriesPointShape(Shape):
     page_views = fields.Integer()
     clicks = fields.Integer()
     errors = fields.Integer()
+    visitors = fields.Integer(metadata={"description": "Unique visitors with a session started in the bucket."})
+    bounces = fields.Integer(metadata={"description": "Sessions started in the bucket with at most one page view."})
 
 
 class SeriesShape(_RangeShape):
@@ -192,12 +201,44 @@ class EventTypesShape(_RangeShape):
     data = fields.List(fields.Nested(EventTypeCountShape))
 
 
-class PageCountShape(Shape):
+class _PageVisitsFields(Shape):
+    visitors = fields.Integer(metadata={"description": "Unique visitors who viewed the page."})
+    avg_time_on_page_s = _nullable(fields.Float, metadata={
+        "description": "Seconds to the session's next page view (its last activity after its last page "
+                       "view), each gap at most 30 minutes; null without page views."})
+    entries = fields.Integer(metadata={"description": "Sessions that started on the page."})
+    bounces = fields.Integer(metadata={"description": "Of those, the sessions with at most one page view."})
+    bounce_rate = _nullable(fields.Float, metadata={"description": "bounces / entries (null: no entries)."})
+    exits = fields.Integer(metadata={"description": "Page views that were their session's last."})
+    exit_rate = _nullable(fields.Float, metadata={"description": "exits / page views (null: no page views)."})
+
+
+class PageCountShape(_PageVisitsFields):
     host = fields.String()
     path = fields.String()
     page_views = fields.Integer()
     clicks = fields.Integer()
     errors = fields.Integer()
+
+
+class PageVisitsShape(_PageVisitsFields):
+    host = fields.String()
+    path = fields.String()
+    page_views = fields.Integer()
+
+
+class PageVisitsListShape(_RangeShape):
+    data = fields.List(fields.Nested(PageVisitsShape))
+
+
+class VisitorsShape(_RangeShape):
+    visitors = fields.Integer(metadata={"description": "Unique visitors of the sessions started in the range."})
+    sessions = fields.Integer()
+    bounces = fields.Integer(metadata={"description": "Sessions with at most one page view."})
+    bounce_rate = _nullable(fields.Float, metadata={"description": "bounces / sessions (null: no sessions)."})
+    avg_session_duration_s = _nullable(fields.Float, metadata={
+        "description": "Mean of last activity - start, in seconds."})
+    pages_per_session = _nullable(fields.Float)
 
 
 class TopPagesShape(_RangeShape):
@@ -207,6 +248,7 @@ class TopPagesShape(_RangeShape):
 class BreakdownRowShape(Shape):
     value = _nullable(fields.String, metadata={"description": "null: unknown (or, for referrers, direct)."})
     sessions = fields.Integer()
+    visitors = fields.Integer(metadata={"description": "Unique visitors of those sessions."})
 
 
 class BreakdownShape(_RangeShape):
@@ -223,6 +265,10 @@ class HealthShape(Shape):
                                                                       "not when the database is unreachable."})
     lifecycle = fields.Dict(metadata={OPTIONAL: True, "description": "Lifecycle jobs and roll-up freshness; "
                                                                     "not when the database is unreachable."})
+    read_replica = fields.Dict(metadata={OPTIONAL: True, "description": (
+        "HINDSIGHT_READ_DATABASE_URL: {configured, reads_on} and, with a replica, {reachable, "
+        "error, in_recovery, lag_seconds, replayed_at, fallback_reads}; not when the database "
+        "is unreachable.")})
 
 
 class StacksHealthShape(Shape):

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import metrics
+
 log = logging.getLogger("hindsight.scheduler")
 
 
@@ -136,4 +138,5 @@ class Scheduler:
         finally:
             status.runs += 1
             status.last_duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            metrics.task_finished(task.name, status.last_error is None, time.time())
         return result

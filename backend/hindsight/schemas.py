@@ -58,6 +58,9 @@ class SessionCreateSchema(StrictSchema, TokenInBodyMixin):
         "description": "Client-generated id; re-sending the same id returns the existing session."})
     started_at = aware_timestamp(load_default=None)
     user_id = bounded_text(255, load_default=None)
+    visitor = bounded_text(64, load_default=None, metadata={
+        "description": "The browser's own visitor id (tracker.js with data-visitor=\"persistent\": a random id "
+                       "kept in localStorage); the server stores only a keyed hash of it with the account."})
     page_url = bounded_text(MAX_URL, load_default=None)
     referrer = bounded_text(MAX_URL, load_default=None)
     user_agent = bounded_text(1024, load_default=None)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .db import Pool
+from .read_side import ReadSide
 from .scheduler import Scheduler
 from .settings import Settings
 from .signing import KeyRing
@@ -40,4 +41,6 @@ class Services:
     ip_hash: IpHasher
     scheduler: Scheduler
     stacks: StatisticsStacks
+    # Reads that tolerate lag (docs/SCALING.md): the replica's pool, or `pool` without one.
+    read_pool: ReadSide
     clock: Callable[[], datetime] = utc_now

@@ -42,6 +42,17 @@ def setting(default: Any, env: str, help: str) -> Any:
 class Settings:
     database_url: str = setting('', "HINDSIGHT_DATABASE_URL",
             'PostgreSQL URL (libpq syntax). Empty: `make run` uses its embedded cluster under var/.')
+    read_database_url: str = setting('', "HINDSIGHT_READ_DATABASE_URL",
+            'PostgreSQL URL of a streaming replica for the reads that tolerate lag (dashboard pages, '
+            "analysts' API reads, `/api/v1/stats/*`; the list: [docs/SCALING.md](docs/SCALING.md)); "
+            'while it is unreachable they go to the primary. Empty: everything on the primary.')
+    direct_database_url: str = setting('', "HINDSIGHT_DIRECT_DATABASE_URL",
+            'PostgreSQL URL of the primary without a transaction pooler, for the lifecycle jobs '
+            '(their advisory locks last a session). Empty: `HINDSIGHT_DATABASE_URL`.')
+    database_pooler: str = setting('', "HINDSIGHT_DATABASE_POOLER",
+            '`pgbouncer`: the database URLs lead to PgBouncer in transaction pooling mode (no '
+            'prepared statements, no `SET`: give the role its `statement_timeout`, '
+            '[docs/SCALING.md](docs/SCALING.md)). Empty: direct connections.')
     bind: str = setting('127.0.0.1:8000', "HINDSIGHT_BIND",
             'Address and port `hindsight serve` listens on.')
     workers: int = setting(2, "HINDSIGHT_WORKERS",
@@ -69,12 +80,20 @@ class Settings:
             'Maximum database connections per worker.')
     pool_timeout: float = setting(5.0, "HINDSIGHT_POOL_TIMEOUT",
             'Seconds a request waits for a database connection before answering 503.')
+    pool_check: bool = setting(True, "HINDSIGHT_POOL_CHECK",
+            'Check a pooled connection (an empty query) before lending it, so a database restart '
+            'costs no `503` once the database is back ([docs/BENCHMARKS.md](docs/BENCHMARKS.md), '
+            '"Pool check").')
     statement_timeout_ms: int = setting(15000, "HINDSIGHT_STATEMENT_TIMEOUT_MS",
             'Time limit for any single SQL statement issued by the API, in milliseconds.')
     max_body_bytes: int = setting(1_048_576, "HINDSIGHT_MAX_BODY_BYTES",
             'Largest accepted request body for JSON endpoints (413 above, checked before reading).')
     max_screenshot_bytes: int = setting(10 * 1024 * 1024, "HINDSIGHT_MAX_SCREENSHOT_BYTES",
             'Largest decoded screenshot image (the request body may be 4/3 of this plus JSON).')
+    screenshot_freshness_hours: float = setting(24.0, "HINDSIGHT_SCREENSHOT_FRESHNESS_HOURS",
+            'With DOM recording on, a visitor\'s browser takes a screenshot of a page (heatmap '
+            'background) only when the account has none of that page and device class newer than '
+            'this; 0: every session takes its own.')
     max_recording_body_bytes: int = setting(2 * 1024 * 1024, "HINDSIGHT_MAX_RECORDING_BODY_BYTES",
             'Largest accepted DOM recording segment as sent (gzip); decompressed, at most 16 MiB (413 '
             'above).')
@@ -98,6 +117,14 @@ class Settings:
             '(http://localhost:PORT/); `0`: none.')
     log_level: str = setting('info', "HINDSIGHT_LOG_LEVEL",
             'Log level: debug, info, warning, error.')
+    log_format: str = setting('text', "HINDSIGHT_LOG_FORMAT",
+            'Log lines as `text` or `json` (one JSON object a line, the per-request line included: '
+            '[docs/operations.md](docs/operations.md)).')
+    metrics_key: str = setting('', "HINDSIGHT_METRICS_KEY",
+            'Bearer key of `GET /metrics` (Prometheus text format). Empty: `/metrics` answers `404`.')
+    pipeline_traces: bool = setting(True, "HINDSIGHT_PIPELINE_TRACES",
+            "Record each event batch's stages for the pipeline view (`/dashboard/pipeline`; kept 6 "
+            'hours).')
     events_retention_days: int = setting(30, "HINDSIGHT_EVENTS_RETENTION_DAYS",
             'Days raw events, sessions and screenshots are kept (at least 7); '
             '`accounts.events_retention_days` overrides it per account '
@@ -135,6 +162,34 @@ class Settings:
             'everywhere; `hindsight users unlock EMAIL` lifts it).')
     login_failures_per_ip: int = setting(20, "HINDSIGHT_LOGIN_FAILURES_PER_IP",
             'Failed dashboard logins allowed per client address in 15 minutes (then `429`).')
+    live_poll_seconds: float = setting(0.25, "HINDSIGHT_LIVE_POLL_SECONDS",
+            "How often each worker's live stream loop reads the newest events while someone watches "
+            '(`/dashboard/live`; [docs/DECISIONS.md](docs/DECISIONS.md), "Live view").')
+    live_max_viewers: int = setting(200, "HINDSIGHT_LIVE_MAX_VIEWERS",
+            'Live streams (Server-Sent Events) one worker serves at once; more answer `503`.')
+    live_heartbeat_seconds: float = setting(15.0, "HINDSIGHT_LIVE_HEARTBEAT_SECONDS",
+            'A live stream with nothing to send writes a comment line this often (keeps proxies '
+            'from closing it).')
+    live_queue_messages: int = setting(64, "HINDSIGHT_LIVE_QUEUE_MESSAGES",
+            'Messages waiting for one live viewer at most; a viewer that falls further behind is '
+            'dropped (its browser reconnects and resumes).')
+    live_max_events_per_message: int = setting(25, "HINDSIGHT_LIVE_MAX_EVENTS_PER_MESSAGE",
+            "Events of one account a live stream's poll reads and sends at most (the newest; the rest "
+            'are counted, as `skipped`).')
+    live_commit_wait_seconds: float = setting(3.0, "HINDSIGHT_LIVE_COMMIT_WAIT_SECONDS",
+            "The live stream waits for the API's open transactions started less than this long ago "
+            'to commit before reading past their start; a batch whose transaction takes longer may '
+            'be missed by the stream (it is stored all the same).')
+    live_resume_seconds: float = setting(300.0, "HINDSIGHT_LIVE_RESUME_SECONDS",
+            'A live stream reconnecting with a `Last-Event-ID` this old or less gets what it missed; '
+            'an older one is told to reload.')
+    live_stream_max_seconds: float = setting(600.0, "HINDSIGHT_LIVE_STREAM_MAX_SECONDS",
+            'A live stream ends after this long (the browser reconnects at once, and its login or '
+            'API key is checked again).')
+    write_timeout_seconds: float = setting(30.0, "HINDSIGHT_WRITE_TIMEOUT_SECONDS",
+            'Time a client has to take a chunk of a response (plus one second per '
+            '`HINDSIGHT_BODY_MIN_RATE` bytes); then the connection is closed. Bounds a live stream '
+            'whose client stopped reading.')
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

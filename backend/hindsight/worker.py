@@ -27,6 +27,7 @@ import contextlib
 import json
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +51,8 @@ class HeadTimeout(Exception):
 def error_response(status: int, reason: str, description: str) -> bytes:
     """A complete HTTP response carrying the API's error shape (hindsight.errors)."""
     body = json.dumps({"error": reason, "description": description or reason, "fields": {}}).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+    # The request could not be read, so no id it may have sent can be trusted: a new one.
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nX-Request-Id: {uuid.uuid4().hex}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
     return head.encode("latin-1") + body
 
@@ -64,15 +66,19 @@ def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None
 class Limits:
     """The deadlines, in seconds (and bytes per second for the body's minimum rate)."""
 
-    def __init__(self, keepalive: float, head: float, body: float, body_min_rate: int) -> None:
+    def __init__(self, keepalive: float, head: float, body: float, body_min_rate: int,
+                 write: float = 30.0) -> None:
         self.keepalive, self.head, self.body, self.body_min_rate = keepalive, head, body, body_min_rate
+        self.write = write  # each write of a response: this long, + 1 s per body_min_rate bytes
 
 
 class ClientConnection:
     """A client socket whose reads are bounded by the deadline of the connection's phase.
 
-    gunicorn reads the request through `recv` only (its SocketUnreader); everything else
-    (sendall, close, fileno, ...) goes to the socket as it is.
+    gunicorn reads the request through `recv` only (its SocketUnreader) and writes the
+    response through `sendall`, which has a deadline too (a client that stops reading, e.g.
+    a live stream's, cannot hold its greenlet forever); everything else (close, fileno, ...)
+    goes to the socket as it is.
     """
 
     def __init__(self, sock: socket.socket, limits: Limits,
@@ -87,6 +93,15 @@ class ClientConnection:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+    def sendall(self, data: bytes) -> None:
+        """gevent's sendall with a timeout bounds the whole call (socket.timeout past it:
+        gunicorn then closes the connection)."""
+        self._sock.settimeout(self._limits.write + len(data) / self._limits.body_min_rate)
+        try:
+            self._sock.sendall(data)
+        finally:
+            self._sock.settimeout(None)
 
     def reading_body(self, request: Any) -> None:
         """gunicorn hands `request` to the application, which may now read its body."""
@@ -140,12 +155,14 @@ class HindsightWorker(GeventWorker):
 
     limits: Limits
     body_timeout_error: Callable[[], Exception]
+    stop_live_streams: Callable[[], None]
 
     def init_process(self) -> None:
         settings = Settings.from_env()
         # keepalive 0 (gunicorn's "no keep-alive") still gives a new connection 5 s to start.
         self.limits = Limits(float(self.cfg.keepalive or 5), settings.head_timeout_seconds,
-                             settings.body_timeout_seconds, settings.body_min_rate)
+                             settings.body_timeout_seconds, settings.body_min_rate,
+                             settings.write_timeout_seconds)
         # Every gunicorn refusal goes through util.write_error (Worker.handle_error).
         util.write_error = write_json_error
         super().init_process()  # monkey-patches, loads the application, serves until stopped
@@ -162,6 +179,19 @@ class HindsightWorker(GeventWorker):
             raise RuntimeError("psycopg waits for PostgreSQL without yielding to gevent: was it "
                                "imported before the monkey patch, or is PSYCOPG_WAIT_FUNC set?")
         self.body_timeout_error = request_timeout
+        from .live import stop_all
+
+        self.stop_live_streams = stop_all
+
+    def handle_exit(self, sig, frame) -> None:
+        # SIGTERM: a graceful stop waits for the requests in progress, and a live stream
+        # (hindsight.live) never ends by itself: end them all now (out of the signal handler).
+        import gevent
+
+        stop = getattr(self, "stop_live_streams", None)
+        if stop is not None:
+            gevent.spawn(stop)
+        super().handle_exit(sig, frame)
 
     def handle(self, listener, client, addr) -> None:
         connection = ClientConnection(client, self.limits, self.body_timeout_error, lambda: not self.alive)

@@ -555,6 +555,61 @@
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); });
   }
 
+  // ------------------------------------------------------------------ tail mode
+  //
+  // A session still going on (an event in the last 5 minutes, not ended) is followed as it
+  // grows: every few seconds the page asks how many events it has (/sessions/{id}/live),
+  // loads the new ones once the first pages are in, and appends new recording segments.
+  // The "live" badge shows while it lasts.
+
+  var TAIL_MS = 2000;
+
+  function tailMarkers(rows) {
+    rows.forEach(function (e) {
+      var failed = e.event_type === 'network' && e.event_data && (e.event_data.status === 0 || e.event_data.status >= 400);
+      if (e.event_type === 'page_view' || e.event_type === 'error' || failed || isRage(e)) {
+        S.markers.push({ t: e.t, timestamp: e.timestamp, event_type: e.event_type, rage: isRage(e) });
+      }
+    });
+    if (rows.length) drawMarkers();
+  }
+
+  function tailSegments() {
+    if (!D) return Promise.resolve();
+    return getJson(root.dataset.recording).then(function (answer) {
+      var last = D.segs.length ? D.segs[D.segs.length - 1].n : -1;
+      (answer.segments || []).forEach(function (seg) {
+        if (seg.segment <= last) return;
+        D.segs.push({ n: seg.segment, start: ts(seg.started_at), end: ts(seg.ended_at), full: seg.full_snapshot, url: seg.url });
+        if (ts(seg.ended_at) - S.t0 > S.duration) setDuration(ts(seg.ended_at) - S.t0);
+      });
+    });
+  }
+
+  function tail() {
+    var badge = el('live-badge');
+    getJson(root.dataset.live).then(function (state) {
+      badge.hidden = !state.live;
+      // Its events come from a read replica (docs/SCALING.md): say when they lag behind.
+      badge.textContent = state.behind_seconds >= 1 ? 'live · ' + Math.round(state.behind_seconds) + ' s behind' : 'live';
+      root.dataset.tail = state.live ? 'live' : 'ended';
+      var more = state.event_count > S.events.length && S.complete;
+      var next = more ? getJson(root.dataset.events + '?offset=' + S.events.length + '&limit=1000') : null;
+      // An ended session's segments were all listed when the page loaded.
+      return Promise.all([next, state.live ? tailSegments() : null]).then(function (answers) {
+        var page = answers[0];
+        if (page && page.data.length) {
+          var from = S.events.length;
+          addEvents(page.data);
+          tailMarkers(S.events.slice(from));
+          if (ts(state.last_activity_at) - S.t0 > S.duration) setDuration(ts(state.last_activity_at) - S.t0);
+          render();
+        }
+        if (state.live) setTimeout(tail, TAIL_MS);
+      });
+    }).catch(function () { setTimeout(tail, TAIL_MS * 5); });
+  }
+
   // The session (first) and its recording's index: no recording (or none readable) means the
   // screenshot replay.
   var recording = getJson(root.dataset.recording).catch(function () { return { segments: [] }; });
@@ -578,6 +633,7 @@
       if (t != null) S.cur = Math.min(t, S.duration);
       render();
       loadMore(data.events_next);
+      if (root.dataset.live) tail();
     })
     .catch(function (err) {
       noShot.textContent = 'Could not load this session (' + err.message + ').';

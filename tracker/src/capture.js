@@ -4,13 +4,14 @@
 //
 // With DOM recording on, the recording is the replay: a screenshot is only a heatmap
 // background or a thumbnail, so a session takes one per distinct page (path and
-// fragment) and viewport width. With recording off, one per page view (an identical one is
-// not sent).
+// fragment) and viewport width, and only when the server has no fresh one of that page for
+// that device class (GET /api/v1/track/screenshot/wanted). With recording off, one per page
+// view (an identical one is not sent).
 
 import html2canvas from 'html2canvas';
 import { reportEarlyNetwork } from './early-network.js';
 import { configureMasking, maskClone } from './mask.js';
-import { load, save, SS } from './util.js';
+import { load, LS, save, SS } from './util.js';
 
 const MAX_HEIGHT = 6000; // CSS pixels of a long page that are captured
 let previous = '';
@@ -53,6 +54,31 @@ export async function shoot(cfg, options) {
   return { image_data: data, width: canvas.width, height: canvas.height };
 }
 
+/** Whether the server lacks a fresh screenshot of this page for this device class (with DOM
+ * recording on, a screenshot is only a heatmap background: one per page and freshness
+ * period is enough). Unknown (offline, refused): take it. */
+async function wanted(cfg, page, again) {
+  // A site the server refused (tracker.js stays quiet until the refusal's time is up): no
+  // question and no picture.
+  if (load(LS, 'hs:' + cfg.account + ':b') > Date.now()) return false;
+  try {
+    const r = await fetch(
+      (cfg.get('endpoint') || cfg.base).replace(/\/+$/, '') + '/api/v1/track/screenshot/wanted?session_id=' + cfg.sessionId() + '&page_url=' + encodeURIComponent(page),
+      { credentials: 'omit', cache: 'no-store' },
+    );
+    const answer = r.ok ? await r.json() : {};
+    if (answer.known === false && !again) {
+      // A visit's first page: the session is created by the first batch, at the latest one
+      // delivery interval from now. Ask again then.
+      await new Promise((done) => setTimeout(done, cfg.num('flush-interval', 5000, 250, 60000) + 1000));
+      return wanted(cfg, page, 1);
+    }
+    return answer.wanted !== false;
+  } catch {
+    return true;
+  }
+}
+
 /** tracker.js's entry: take this page view's screenshot, if one is wanted, and hand it to
  * `upload` (the transport's outbox) as [session_id, path, JSON body, 0].
  * cfg: tracker.js's options plus sessionId(), active(), get(), num(). */
@@ -67,7 +93,7 @@ export default async function capture(cfg, upload) {
   if (busy || document.visibilityState === 'hidden' || (cfg.record && keys.includes(key))) return;
   busy = true;
   try {
-    const shot = await shoot(cfg, {
+    const shot = cfg.record && !(await wanted(cfg, page)) ? null : await shoot(cfg, {
       format: cfg.get('screenshot-format') == 'webp' ? 'webp' : 'jpeg',
       quality: cfg.num('screenshot-quality', 0.6, 0.05, 1),
       maxWidth: cfg.num('screenshot-max-width', 1024, 64, 4096),

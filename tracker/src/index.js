@@ -39,23 +39,22 @@ function main() {
   };
 
   function sessionBody(t) {
-    let timezone = null;
-    try {
-      timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    } catch {}
     body = {
       session_id: sid,
       started_at: new Date(t).toISOString(),
       page_url: url,
       referrer: clip(D.referrer, 2048) || null,
-      user_agent: clip(navigator.userAgent, 1024),
       screen_width: screen.width,
       screen_height: screen.height,
       viewport_width: innerWidth,
       viewport_height: innerHeight,
       language: clip(navigator.language, 35),
-      timezone,
+      timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
       user_id: userId,
+      // data-visitor="persistent": the browser's own random visitor id, kept in localStorage
+      // (none when localStorage refuses it). The server stores only a keyed hash of it with
+      // the account, never the id itself. (`t` is free again once started_at has it.)
+      visitor: (cfg.get('visitor') && (load(LS, acc + ':v') || (save(LS, acc + ':v', (t = uuid())) && t))) || null,
     };
     tr.session_(sid, body);
   }

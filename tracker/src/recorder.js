@@ -42,7 +42,10 @@ export function describe(el) {
   };
 }
 
-const elementOf = (t) => (t && t.nodeType == 1 ? t : t && t.parentElement);
+// The element where an event really happened (a text node's parent). Inside an open shadow
+// root, e.target is retargeted to the host element, which would hide a field (and its
+// masking) behind its component: the composed path's first node is the real one.
+const origin = (e, t = e.composedPath()[0]) => (t && t.nodeType == 1 ? t : t && t.parentElement);
 
 export function record(emit, ctx) {
   const on = (target, type, fn) => target.addEventListener(type, safe(fn), OPTS);
@@ -50,7 +53,7 @@ export function record(emit, ctx) {
   // Clicks, with rage clicks marked.
   let recent = [];
   const click = (e) => {
-    const el = elementOf(e.target);
+    const el = origin(e);
     const t = now();
     const x = round(e.clientX);
     const y = round(e.clientY);
@@ -83,7 +86,7 @@ export function record(emit, ctx) {
   // longer continues the burst's (the app cleared the field): the next burst is a new event.
   let last = {}; // the burst: el, ev, r (the raw value, never sent), x (ended)
   const input = (e) => {
-    const el = e.target;
+    const el = origin(e);
     if (!isField(el)) return;
     const [value, r] = fieldValue(el);
     const change = e.type == 'change';
@@ -105,7 +108,7 @@ export function record(emit, ctx) {
   // its masked value); navigation and editing keys, and shortcuts, are.
   on(D, 'keydown', (e) => {
     const key = e.key;
-    const el = elementOf(e.target);
+    const el = origin(e);
     const mod = e.ctrlKey || e.metaKey || e.altKey;
     if (!key || e.repeat || (key.length == 1 && (isField(el) ? !mod || isMasked(el) : ctx.maskAll_))) return;
     const ev = el && el != D.body ? describe(el) : {};

@@ -16,7 +16,9 @@ import falcon
 from ..errors import forbidden, not_found
 from ..logins import limits as login_limits
 from ..logins import users
+from ..observe.service import WARNINGS_KEPT
 from ..queries import journeys, tenancy, usage
+from ..queries import observe as observe_queries
 from ..services import Services
 from . import web
 
@@ -66,6 +68,8 @@ def account_view(conn, services: Services, user: users.DashboardUser) -> dict:
         "users": login_limits.lockouts(conn, users.account_users(conn, user.account_id),
                                        _limits(services), now),
         "failure_window_minutes": int(login_limits.FAILURE_WINDOW.total_seconds() // 60),
+        # Refused writes of the last 7 days, grouped (hindsight.observe.warnings).
+        "ingestion_warnings": observe_queries.list_warnings(conn, user.account_id, now - WARNINGS_KEPT, 20),
     }
 
 

@@ -73,8 +73,9 @@ class HeatmapsPage:
         self._s = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        with self._s.pool.connection() as conn:
+        with self._s.pool.connection() as conn:  # the login: on the primary
             user = web.current_user(req, conn, self._s)
+        with self._s.read_pool.connection() as conn:  # the data: may lag (SCALING.md)
             sel = selection(req, self._s.clock())
             rng = traffic.hour_range(sel["start"], sel["end"])
             pages = traffic.top_pages(conn, user.account_id, rng, 25, sel["host"])
@@ -105,8 +106,9 @@ class HeatmapImage:
         self._s = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        with self._s.pool.connection() as conn:
+        with self._s.pool.connection() as conn:  # the login: on the primary
             user = web.current_user(req, conn, self._s, json_twin=True)
+        with self._s.read_pool.connection() as conn:  # the data: may lag (SCALING.md)
             sel = selection(req, self._s.clock())
             if sel["page"] is None:
                 raise bad_request("Choose a page (`page=/path`).", {"page": ["Required."]})

@@ -2,8 +2,9 @@
 
     GET /dashboard/overview[?range=1h|24h|7d|30d|90d]   (or ?format=json)
 
-Sessions, page views, events and errors over time, hot routes, referrers, devices,
-browsers and OS come from the roll-ups; the slowest network endpoints from the network
+Visitors, sessions, page views, events and errors over time, hot routes (with visitors, time
+on page, bounce and exit rate), referrers, devices, browsers and OS come from the roll-ups
+(unique visitors: the visitor roll-ups' sketches, hindsight.queries.visitors); the slowest network endpoints from the network
 roll-ups (duration histograms: percentiles within 5 %); the pages with the most errors
 from the hourly pages roll-up.
 """
@@ -16,11 +17,12 @@ import falcon
 
 from .. import timerange
 from ..queries import traffic
+from ..queries import visitors as visitor_stats
 from ..services import Services
 from . import web
 
 DEFAULT_RANGE = "7d"
-METRICS = (("sessions", "Sessions"), ("page_views", "Page views"), ("events", "Events"),
+METRICS = (("visitors", "Visitors"), ("sessions", "Sessions"), ("page_views", "Page views"), ("events", "Events"),
            ("errors", "Errors"))
 BREAKDOWNS = (("referrer", "Referrers"), ("device_type", "Devices"), ("browser", "Browsers"),
               ("os", "Operating systems"))
@@ -51,24 +53,48 @@ class OverviewPage:
                                            default_preset=DEFAULT_RANGE)
         start, end, preset = chosen.start, chosen.end, chosen.preset
         interval = "hour" if end - start <= timedelta(days=7) else "day"
-        with self._s.pool.connection() as conn:
+        with self._s.pool.connection() as conn:  # the login: on the primary
             user = web.current_user(req, conn, self._s)
+        with self._s.read_pool.connection() as conn:  # the data: may lag (SCALING.md)
             account = user.account_id
             rng = traffic.hour_range(start, end) if interval == "hour" else traffic.day_range(start, end)
             series = traffic.series(conn, account, rng, interval)
+            per_bucket = visitor_stats.series(conn, account, rng, interval)
+            series = [{**row, "visitors": more["visitors"]} for row, more in zip(series, per_bucket, strict=True)]
             hours = traffic.hour_range(start, end)
             days = traffic.day_range(start, end)
             top_pages, error_pages = traffic.page_lists(conn, account, hours, 10)
+            visits = {(r["host"], r["path"]): r for r in visitor_stats.pages(
+                conn, account, hours, 100, paths=sorted({p["path"] for p in top_pages}))}
+            top_pages = [{**p, **_page_visits(visits.get((p["host"], p["path"])))} for p in top_pages]
+            summary = visitor_stats.summary(conn, account, rng)
+            # Visitors of the range are not the sum of its buckets' visitors (who come back).
+            totals = {key: summary["visitors"] if key == "visitors" else sum(r[key] for r in series)
+                      for key, _ in METRICS}
             view = {
                 "range": preset, "from": rng.start, "to": rng.end, "interval": interval,
                 "series": series,
-                "totals": {key: sum(r[key] for r in series) for key, _ in METRICS},
+                "totals": totals,
+                "visitors": summary,
                 "top_pages": top_pages,
-                "breakdowns": {dim: traffic.breakdown(conn, account, dim, days, 8)
-                               for dim, _ in BREAKDOWNS},
+                "breakdowns": {dim: _with_visitors(conn, account, dim, days, traffic.breakdown(
+                    conn, account, dim, days, 8)) for dim, _ in BREAKDOWNS},
                 "slowest_endpoints": traffic.slowest_endpoints(conn, account, start, end),
                 "error_pages": error_pages,
             }
-        charts = {key: bars(series, key) for key, _ in METRICS}
+        charts = {key: {**bars(series, key), "total": totals[key]} for key, _ in METRICS}
         web.respond(req, resp, "overview.html", view, user, nav="overview", ranges=list(timerange.PRESETS),
                     charts=charts, metrics=METRICS, breakdown_names=BREAKDOWNS)
+
+
+_VISIT_FIELDS = ("visitors", "avg_time_on_page_s", "bounce_rate", "exit_rate")
+
+
+def _page_visits(row: dict | None) -> dict:
+    """A hot route's visitors, time on page, bounce and exit rate (None: not known)."""
+    return {k: (row[k] if row is not None else (0 if k == "visitors" else None)) for k in _VISIT_FIELDS}
+
+
+def _with_visitors(conn, account, dimension: str, days, result: dict) -> dict:
+    counts = visitor_stats.breakdown_visitors(conn, account, dimension, days, [r["value"] for r in result["data"]])
+    return {**result, "data": [{**r, "visitors": counts[r["value"]]} for r in result["data"]]}

@@ -59,9 +59,11 @@ class RecordingTwin:
         self._s = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: uuid.UUID) -> None:
-        with self._s.pool.connection() as conn:
+        with self._s.pool.connection() as conn:  # the login: on the primary
             user = web.current_user(req, conn, self._s, json_twin=True)
-            segments = recordings.list_for_session(conn, user.account_id, session_id)
+        with self._s.read_pool.connection() as conn:  # the data: may lag (SCALING.md)
+            # The player's whole index at once (a day of 10-second segments is 8,640 rows).
+            segments = recordings.list_for_session(conn, user.account_id, session_id, limit=100_000)
         if segments is None:
             raise not_found("No such session in this account.")
         for item in segments:
@@ -79,8 +81,9 @@ class RecordingSegmentTwin:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: uuid.UUID,
                segment: int) -> None:
-        with self._s.pool.connection() as conn:
+        with self._s.pool.connection() as conn:  # the login: on the primary
             user = web.current_user(req, conn, self._s, json_twin=True)
+        with self._s.read_pool.connection() as conn:  # the data: may lag (SCALING.md)
             data = recordings.segment_data(conn, user.account_id, session_id, segment)
         if data is None:
             raise not_found("No such segment of a session in this account.")

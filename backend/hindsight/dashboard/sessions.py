@@ -69,8 +69,9 @@ class SessionsPage:
         self._s = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        with self._s.pool.connection() as conn:
+        with self._s.pool.connection() as conn:  # the login: on the primary
             user = web.current_user(req, conn, self._s)
+        with self._s.read_pool.connection() as conn:  # the data: may lag (SCALING.md)
             query, given, problems = _list_query(req, self._s.clock())
             page = session_queries.list_sessions(conn, user.account_id, query, count_beyond=COUNT_BEYOND)
         if problems:
@@ -133,8 +134,9 @@ class ReplayPage:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: uuid.UUID) -> None:
         json_twin = web.wants_json(req)
-        with self._s.pool.connection() as conn:
+        with self._s.pool.connection() as conn:  # the login: on the primary
             user = web.current_user(req, conn, self._s)
+        with self._s.read_pool.connection() as conn:  # the data: may lag (SCALING.md)
             if json_twin:
                 view = replay_data(conn, user.account_id, session_id)
             else:
@@ -166,8 +168,9 @@ class ReplayEvents:
     def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: uuid.UUID) -> None:
         query = self.schema.load(dict(req.params))
         offset, limit = query["offset"], query["limit"]
-        with self._s.pool.connection() as conn:
+        with self._s.pool.connection() as conn:  # the login: on the primary
             user = web.current_user(req, conn, self._s, json_twin=True)
+        with self._s.read_pool.connection() as conn:  # the data: may lag (SCALING.md)
             session = session_queries.get_session(conn, user.account_id, session_id)
             if session is None:
                 raise not_found("No such session in this account.")
@@ -190,7 +193,8 @@ class ReplayScreenshot:
         self._s = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, screenshot_id: int) -> None:
-        with self._s.pool.connection() as conn:
+        with self._s.pool.connection() as conn:  # the login: on the primary
             user = web.current_user(req, conn, self._s, json_twin=True)
+        with self._s.read_pool.connection() as conn:  # the data: may lag (SCALING.md)
             row = screenshot_queries.image(conn, user.account_id, screenshot_id)
         send_screenshot(req, resp, row)

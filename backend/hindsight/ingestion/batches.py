@@ -10,6 +10,7 @@ the batch once (ON CONFLICT DO NOTHING). Either way the answer comes after the c
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,8 @@ from typing import Any
 
 import psycopg
 
+from .. import metrics, visitors
+from ..observe.traces import Trace
 from ..principals import SiteWriter
 from ..queries import events as event_queries
 from ..services import Services
@@ -30,14 +33,24 @@ class StoredBatch:
 
 
 def store(services: Services, sender: Sender, session_id: uuid.UUID, events: list[dict[str, Any]],
-          now: datetime, no_session: str = NO_SESSION) -> StoredBatch:
-    """Authorize, store once, count; return who wrote and how many events were new."""
+          now: datetime, no_session: str = NO_SESSION, trace: Trace | None = None) -> StoredBatch:
+    """Authorize, store once, count; return who wrote and how many events were new.
+    `trace` (hindsight.observe.traces) gets the instants of the commit and the count."""
+    visitors.drop_browser_ids(events)
     batch = event_queries.encode_batch(events)
+    if trace is not None:
+        trace.session_id, trace.events, trace.token = session_id, len(events), sender.token
     stored = _store_new(services, sender, session_id, batch, now)
     if stored is None:
         stored = _store_step_by_step(services, sender, session_id, batch, now, no_session)
+    if trace is not None:
+        trace.committed = time.perf_counter()
+        trace.account_id, trace.host, trace.inserted = stored.writer.account_id, stored.writer.host, stored.inserted
     # Committed: count it on the statistics stacks (hindsight.stacks).
     services.stacks.events_stored(stored.writer, events, stored.inserted)
+    metrics.batch_stored(stored.inserted, len(events))
+    if trace is not None:
+        trace.counted = time.perf_counter()
     return stored
 
 

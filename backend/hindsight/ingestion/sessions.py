@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .. import useragent
+from .. import useragent, visitors
 from ..errors import conflict
 from ..principals import SiteWriter
 from ..queries import sessions as session_queries
@@ -42,12 +42,19 @@ def create(services: Services, sender: Sender, values: dict[str, Any], now: date
            client_ip: str | None) -> StoredSession:
     """Store the session `values` (its columns: `session_id`, `started_at`, the page and the
     client) for the sender's account + host, once; count a new one as a session start."""
+    values = dict(values)
+    persistent = values.pop("visitor", None)  # data-visitor="persistent": the browser's own id
     row_values = {**complete(values), "last_activity_at": values["started_at"],
                   "ip_hash": services.ip_hash(client_ip)}
     with services.pool.connection() as conn, conn.transaction():
         writer = authorize(conn, sender, now)
+        visitor_id = visitors.visitor_id(
+            conn, services.ip_hash, account_id=writer.account_id, host=writer.host, now=now,
+            client_ip=client_ip, user_agent=values.get("user_agent"), user_id=values.get("user_id"),
+            persistent=persistent)
         row, created = session_queries.insert_session(
-            conn, {**row_values, "account_id": writer.account_id, "host": writer.host},
+            conn, {**row_values, "account_id": writer.account_id, "host": writer.host,
+                   "visitor_id": visitor_id},
             writer.strip_query_strings)
         if row["account_id"] != writer.account_id:
             raise conflict("This session id is already taken; generate another.")

@@ -31,11 +31,12 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from .. import visitors
 from ..db import Conn, one
 from ..scheduler import Scheduler
 from ..settings import Settings
 from . import edition as editions
-from . import retention, rollups
+from . import retention, rollups, session_end
 
 log = logging.getLogger("hindsight.lifecycle")
 
@@ -142,6 +143,9 @@ def lifecycle_jobs(settings: Settings) -> list[Job]:
     def refresh_rollups(conn: Conn, now: datetime) -> dict:
         return rollups.refresh_all(conn, now, editions.schema_edition(conn))
 
+    def delete_visitor_salts(conn: Conn, now: datetime) -> dict:
+        return {"deleted": visitors.delete_old_salts(conn, now)}
+
     def apply_retention(conn: Conn, now: datetime) -> dict:
         return retention.run(conn, now, events_retention_days=settings.events_retention_days,
                              rollup_retention_days=settings.rollup_retention_days,
@@ -152,12 +156,17 @@ def lifecycle_jobs(settings: Settings) -> list[Job]:
         # Destructive: not in the first minutes of a process (short-lived test servers,
         # a deploy that is rolled back).
         Job("retention", settings.retention_interval_seconds, apply_retention, first_delay=600.0),
+        # The daily visitor salts: deleted once two days old (hindsight.visitors), hourly.
+        Job("visitor_salts", 3600.0, delete_visitor_salts, first_delay=60.0),
+        # sessions.ended_at: the last activity of sessions quiet for 30 minutes.
+        Job("close_sessions", 300.0, session_end.end_quiet_sessions, first_delay=60.0),
     ]
 
 
 def register(scheduler: Scheduler, settings: Settings) -> JobRunner:
     """Put the lifecycle jobs on this process's scheduler (unless HINDSIGHT_LIFECYCLE_JOBS is off)."""
-    runner = JobRunner(settings.database_url, lifecycle_jobs(settings))
+    # Session-level advisory locks: the primary itself, never through a transaction pooler.
+    runner = JobRunner(settings.direct_database_url or settings.database_url, lifecycle_jobs(settings))
     if settings.database_url:
         # The edition is probed when the scheduler starts (then hourly: a database can be
         # moved to another server), and logged with a warning when migrate is due.

@@ -178,9 +178,52 @@ SESSIONS_DAILY = Rollup(
     "SELECT min(started_at) AS t FROM sessions",
 )
 
+# Visitors (sql/migrations/0023): sessions and page views joined with their sessions' visitor
+# ids, unique visitors as HyperLogLog sketches that the daily roll-ups merge (hll_union_agg).
+# Ours to refresh on both editions; the hourly source is the SQL function the views' newest
+# buckets are computed with.
+VISITS_COLUMNS = ("bucket", "account_id", "host", "dimension", "value", "sessions", "visitors", "bounces",
+                  "duration_s", "page_views")
+VISITS_HOURLY = Rollup(
+    "visits_hourly", HOUR, timedelta(days=2), HOUR, VISITS_COLUMNS,
+    "SELECT * FROM hindsight_visits(%(start)s, %(end)s)",
+    "SELECT min(started_at) AS t FROM sessions",
+)
+VISITS_DAILY = Rollup(
+    "visits_daily", DAY, timedelta(days=4), HOUR, VISITS_COLUMNS,
+    """
+    SELECT time_bucket(INTERVAL '1 day', bucket) AS bucket, account_id, host, dimension, value,
+           sum(sessions)::bigint, hll_union_agg(visitors), sum(bounces)::bigint, sum(duration_s),
+           sum(page_views)::bigint
+    FROM visits_hourly
+    WHERE bucket >= %(start)s AND bucket < %(end)s
+    GROUP BY 1, 2, 3, 4, 5
+    """,
+    "SELECT min(bucket) AS t FROM visits_hourly",
+)
+PAGE_VISITS_COLUMNS = ("bucket", "account_id", "host", "path", "page_views", "visitors", "exits",
+                       "time_on_page_s")
+PAGE_VISITS_HOURLY = Rollup(
+    "page_visits_hourly", HOUR, timedelta(days=2), HOUR, PAGE_VISITS_COLUMNS,
+    "SELECT * FROM hindsight_page_visits(%(start)s, %(end)s)",
+    """SELECT min("timestamp") AS t FROM events WHERE event_type = 'page_view'""",
+)
+PAGE_VISITS_DAILY = Rollup(
+    "page_visits_daily", DAY, timedelta(days=4), HOUR, PAGE_VISITS_COLUMNS,
+    """
+    SELECT time_bucket(INTERVAL '1 day', bucket) AS bucket, account_id, host, path,
+           sum(page_views)::bigint, hll_union_agg(visitors), sum(exits)::bigint, sum(time_on_page_s)
+    FROM page_visits_hourly
+    WHERE bucket >= %(start)s AND bucket < %(end)s
+    GROUP BY 1, 2, 3, 4
+    """,
+    "SELECT min(bucket) AS t FROM page_visits_hourly",
+)
+VISITOR_ROLLUPS = (VISITS_HOURLY, VISITS_DAILY, PAGE_VISITS_HOURLY, PAGE_VISITS_DAILY)
+
 APACHE_ROLLUPS = (EVENTS_HOURLY, PAGES_HOURLY, NETWORK_HOURLY, EVENTS_DAILY, PAGES_DAILY, NETWORK_DAILY,
-                  NETWORK_WEEKLY, SESSIONS_DAILY)
-TIMESCALE_ROLLUPS = (SESSIONS_DAILY,)
+                  NETWORK_WEEKLY, SESSIONS_DAILY, *VISITOR_ROLLUPS)
+TIMESCALE_ROLLUPS = (SESSIONS_DAILY, *VISITOR_ROLLUPS)
 ALL_ROLLUPS = APACHE_ROLLUPS
 
 

@@ -57,12 +57,24 @@ SELECT {columns} FROM recording_segments
 WHERE session_id = %(session_id)s AND session_started_at = %(session_started_at)s AND segment = %(segment)s
 """
 
+# A page of the session's segments after segment `after`, in order. With `from`, the list
+# starts at the last full snapshot taken at or before it (a player needs it to show that
+# moment; segment numbers follow time within a session); with `to`, it ends with the last
+# segment that starts by then.
 SEGMENTS = """
 SELECT segment, started_at, ended_at, event_count AS events, full_snapshot, gzip_bytes AS bytes
 FROM recording_segments
-WHERE session_id = %s AND session_started_at = %s
+WHERE session_id = %(session_id)s AND session_started_at = %(session_started_at)s
+  AND segment > %(after)s
+  AND (%(to)s::timestamptz IS NULL OR started_at <= %(to)s)
+  AND (%(from)s::timestamptz IS NULL OR segment >= coalesce((
+        SELECT max(segment) FROM recording_segments
+        WHERE session_id = %(session_id)s AND session_started_at = %(session_started_at)s
+          AND full_snapshot AND started_at <= %(from)s), 0))
 ORDER BY segment
+LIMIT %(limit)s
 """
+MAX_SEGMENTS_PAGE = 1000
 
 
 def session_start(conn: Conn, account_id: uuid.UUID, session_id: uuid.UUID) -> datetime | None:
@@ -105,12 +117,16 @@ def store(conn: Conn, account_id: uuid.UUID, host: str, session_id: uuid.UUID,
     return False, seg.event_count if existing is None else existing
 
 
-def list_for_session(conn: Conn, account_id: uuid.UUID, session_id: uuid.UUID) -> list[dict] | None:
-    """The session's segments in order (None: no such session in the account)."""
+def list_for_session(conn: Conn, account_id: uuid.UUID, session_id: uuid.UUID, *,
+                     after: int = -1, limit: int = MAX_SEGMENTS_PAGE, start: datetime | None = None,
+                     end: datetime | None = None) -> list[dict] | None:
+    """The session's segments in order, at most `limit` after segment `after`, within the
+    window [start, end] as SEGMENTS describes (None: no such session in the account)."""
     started = session_start(conn, account_id, session_id)
     if started is None:
         return None
-    return conn.execute(SEGMENTS, (session_id, started)).fetchall()
+    return conn.execute(SEGMENTS, {"session_id": session_id, "session_started_at": started,
+                                   "after": after, "limit": limit, "from": start, "to": end}).fetchall()
 
 
 def segment_data(conn: Conn, account_id: uuid.UUID, session_id: uuid.UUID, segment: int) -> bytes | None:

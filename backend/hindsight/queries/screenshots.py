@@ -81,3 +81,34 @@ def image(conn: Conn, account_id: uuid.UUID, screenshot_id: int) -> dict | None:
         """,
         (screenshot_id, account_id),
     ).fetchone()
+
+
+# The device class of a viewport width: screenshots of one page differ by layout, and a
+# layout follows the width (phone < 768 CSS px <= tablet < 1200 <= desktop).
+_WIDTH_CLASS = "(CASE WHEN coalesce({w}, 0) < 768 THEN 0 WHEN {w} < 1200 THEN 1 ELSE 2 END)"
+
+# Whether the account already holds a screenshot of this page (path and route fragment,
+# no query) for this session's device class, taken since `since`. No row: no such session.
+_FRESH_SCREENSHOT = sql.SQL("""
+WITH me AS (
+    SELECT account_id, host, viewport_width FROM sessions WHERE session_id = %(session_id)s
+)
+SELECT me.host, EXISTS (
+    SELECT 1
+    FROM screenshots sc
+    JOIN sessions s ON s.session_id = sc.session_id
+    WHERE sc.account_id = me.account_id AND sc.host = me.host
+      AND sc."timestamp" >= %(since)s
+      AND hindsight_url_path(sc.page_url) = hindsight_url_path(%(page_url)s::text)
+      AND split_part(coalesce(sc.page_url, ''), '#', 2) = split_part(%(page_url)s::text, '#', 2)
+      AND {theirs} = {mine}
+) AS fresh
+FROM me
+""").format(theirs=sql.SQL(_WIDTH_CLASS.format(w="s.viewport_width")),
+            mine=sql.SQL(_WIDTH_CLASS.format(w="me.viewport_width")))
+
+
+def fresh_screenshot(conn: Conn, session_id: uuid.UUID, page_url: str, since: datetime) -> dict | None:
+    """{host, fresh} for the session's account, or None when the session is unknown."""
+    return conn.execute(_FRESH_SCREENSHOT, {"session_id": session_id, "page_url": page_url,
+                                            "since": since}).fetchone()

@@ -44,6 +44,8 @@ class Health:
                 "compression": lifecycle.pop("compression"),
             },
             "lifecycle": lifecycle,
+            # HINDSIGHT_READ_DATABASE_URL: reachable, its replay lag, where reads go now.
+            "read_replica": self._s.read_pool.status(),
         }
 
 

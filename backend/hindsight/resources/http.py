@@ -71,6 +71,7 @@ def analyst(req: falcon.Request, conn: Conn) -> Analyst:
     row = live_api_key(conn, hash_api_key(key))
     if row is None:
         raise unauthorized("Unknown or revoked API key.")
+    req.context.account_id = str(row["account_id"])  # for the request's log line (request_ids)
     return Analyst(row["account_id"], row["key_id"])
 
 

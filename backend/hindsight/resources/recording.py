@@ -24,6 +24,7 @@ from ..ingestion import segments
 from ..queries import recordings
 from ..schemas import StrictSchema
 from ..services import Services
+from ..timerange import Instant
 from .http import accept_origin, analyst, load_query, sender
 
 PATH = "/api/v1/track/recording"
@@ -94,19 +95,45 @@ def send_segment(req: falcon.Request, resp: falcon.Response, data: bytes) -> Non
         resp.data = gzip.decompress(data)
 
 
+class RecordingListQuerySchema(StrictSchema):
+    after = fields.Integer(load_default=-1, validate=validate.Range(min=-1, max=MAX_SEGMENT), metadata={
+        "description": "Segments numbered above this (the previous page's `next_after`)."})
+    limit = fields.Integer(load_default=recordings.MAX_SEGMENTS_PAGE,
+                           validate=validate.Range(min=1, max=recordings.MAX_SEGMENTS_PAGE))
+    start = Instant(load_default=None, data_key="from", metadata={
+        "description": "Start of a time window: the list begins at the last full snapshot at or "
+                       "before it, so the window can be played from its start."})
+    end = Instant(load_default=None, data_key="to", metadata={
+        "description": "End of the window: no segment that starts after it."})
+
+
+def segment_page(req: falcon.Request, services: Services, account_id: uuid.UUID,
+                 session_id: uuid.UUID, query: dict) -> dict:
+    """{segments, next_after}: one page of the listing (next_after null on the last page)."""
+    with services.read_pool.connection() as conn:
+        segments = recordings.list_for_session(
+            conn, account_id, session_id, after=query["after"], limit=query["limit"] + 1,
+            start=query["start"], end=query["end"])
+    if segments is None:
+        raise not_found("No such session in this account.")
+    more = len(segments) > query["limit"]
+    segments = segments[:query["limit"]]
+    return {"segments": segments, "next_after": segments[-1]["segment"] if more else None}
+
+
 class SessionRecording:
-    """GET /api/v1/sessions/{session_id}/recording: the segments, in order."""
+    """GET /api/v1/sessions/{session_id}/recording: the segments, in order, paged."""
+
+    schema = RecordingListQuerySchema()
 
     def __init__(self, services: Services) -> None:
         self._s = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: uuid.UUID) -> None:
-        with self._s.pool.connection() as conn:
+        query = load_query(req, self.schema)
+        with self._s.read_pool.connection() as conn:
             who = analyst(req, conn)
-            segments = recordings.list_for_session(conn, who.account_id, session_id)
-        if segments is None:
-            raise not_found("No such session in this account.")
-        resp.media = {"segments": segments}
+        resp.media = segment_page(req, self._s, who.account_id, session_id, query)
 
 
 class RecordingSegment:
@@ -117,7 +144,7 @@ class RecordingSegment:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: uuid.UUID,
                segment: int) -> None:
-        with self._s.pool.connection() as conn:
+        with self._s.read_pool.connection() as conn:
             who = analyst(req, conn)
             data = recordings.segment_data(conn, who.account_id, session_id, segment)
         if data is None:
@@ -144,9 +171,14 @@ def document(spec, site: list, analyst_key: list, responses) -> None:
         "responses": responses("201", None, "Committed: {segment, events} (200: already stored).")}})
     spec.path("/api/v1/sessions/{session_id}/recording", operations={"get": {
         "summary": "A session's recording segments, in order: {segments: [{segment, started_at, "
-                   "ended_at, events, full_snapshot, bytes}]}.",
-        "security": analyst_key, "parameters": [{"name": "session_id", **uuid_param}],
-        "responses": responses("200", None, "{segments: [...]}")}})
+                   "ended_at, events, full_snapshot, bytes}], next_after}.",
+        "description": "Paged: at most `limit` segments numbered above `after`; `next_after` is the "
+                       "`after` of the next page (null: this is the last). `from`/`to` (ISO 8601) "
+                       "narrow the list to a time window, starting at the full snapshot that "
+                       "window needs.",
+        "security": analyst_key,
+        "parameters": [{"name": "session_id", **uuid_param}, {"in": "query", "schema": RecordingListQuerySchema}],
+        "responses": responses("200", None, "{segments: [...], next_after}", "400 401 404 503")}})
     spec.path("/api/v1/sessions/{session_id}/recording/{segment}", operations={"get": {
         "summary": "One segment's rrweb events (a JSON array; Content-Encoding: gzip when accepted). "
                    "Immutable: cacheable.",

@@ -38,7 +38,7 @@ class ScreenshotImage:
         self._s = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, screenshot_id: int) -> None:
-        with self._s.pool.connection() as conn:
+        with self._s.read_pool.connection() as conn:
             who = analyst(req, conn)
             row = screenshot_queries.image(conn, who.account_id, screenshot_id)
         send_screenshot(req, resp, row)

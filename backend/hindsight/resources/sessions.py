@@ -18,7 +18,7 @@ from ..services import Services
 from .http import accept_origin, analyst, client_ip, json_body, load_query, sender
 
 _CREATE_FIELDS = (
-    "user_id", "page_url", "referrer", "user_agent", "screen_width", "screen_height",
+    "user_id", "visitor", "page_url", "referrer", "user_agent", "screen_width", "screen_height",
     "viewport_width", "viewport_height", "device_type", "browser", "os", "language",
     "timezone", "metadata",
 )
@@ -53,7 +53,7 @@ class SessionsCollection:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = load_query(req, self.list_schema)
-        with self._s.pool.connection() as conn:
+        with self._s.read_pool.connection() as conn:
             who = analyst(req, conn)
             page = session_queries.list_sessions(conn, who.account_id, query)
         page["data"] = [_session_json(row) for row in page["data"]]
@@ -67,7 +67,7 @@ class SessionItem:
         self._s = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: uuid.UUID) -> None:
-        with self._s.pool.connection() as conn:
+        with self._s.read_pool.connection() as conn:
             who = analyst(req, conn)
             row = session_queries.get_session(conn, who.account_id, session_id)
         if row is None:
@@ -85,7 +85,7 @@ class SessionEvents:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: uuid.UUID) -> None:
         query = load_query(req, self.schema)
-        with self._s.pool.connection() as conn:
+        with self._s.read_pool.connection() as conn:
             who = analyst(req, conn)
             session = session_queries.get_session(conn, who.account_id, session_id)
             if session is None:
@@ -102,7 +102,7 @@ class SessionScreenshots:
         self._s = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: uuid.UUID) -> None:
-        with self._s.pool.connection() as conn:
+        with self._s.read_pool.connection() as conn:
             who = analyst(req, conn)
             if session_queries.get_session(conn, who.account_id, session_id) is None:
                 raise not_found("No such session in this account.")

@@ -1,9 +1,17 @@
 """GET /api/v1/stats/...: the dashboard's numbers for the analyst key's account, from the roll-ups.
 
-    /api/v1/stats/series?interval=hour|day   events, sessions, page views, clicks, errors per bucket
+    /api/v1/stats/series?interval=hour|day   events, sessions, page views, clicks, errors,
+                                             visitors and bounces per bucket
     /api/v1/stats/event-types                events per type
-    /api/v1/stats/pages                      top pages (host + path): views, clicks, errors
-    /api/v1/stats/referrers|devices|browsers|os   sessions started, by that attribute
+    /api/v1/stats/pages                      top pages (host + path): views, clicks, errors,
+                                             visitors, time on page, bounce and exit rate
+    /api/v1/stats/referrers|devices|browsers|os   sessions started and their visitors, by that attribute
+    /api/v1/stats/visitors                   visitors, sessions, bounce rate, session duration,
+                                             pages per session
+    /api/v1/stats/entry-pages|exit-pages     the pages sessions start on / end on
+
+Unique visitors come from the visitor roll-ups' HyperLogLog sketches (hindsight.queries.visitors):
+exact up to 2,560 visitors, within about 0.6 % above.
 
 Every endpoint takes `from` and `to` (ISO 8601; default: the last 30 days) and `host`
 (one of the account's registered domains; default: all). The answer says which range
@@ -20,6 +28,7 @@ from marshmallow import fields, validate
 
 from .. import timerange
 from ..queries import traffic
+from ..queries import visitors as visitor_stats
 from ..schemas import StrictSchema
 from ..services import Services
 from .http import analyst, load_query
@@ -65,7 +74,7 @@ class _StatsResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = load_query(req, self.schema)
-        with self._s.pool.connection() as conn:
+        with self._s.read_pool.connection() as conn:
             who = analyst(req, conn)
             resp.media = self.answer(conn, who.account_id, query)
 
@@ -83,6 +92,9 @@ class Series(_StatsResource):
         hourly = query["interval"] == "hour"
         rng = traffic.hour_range(start, end) if hourly else traffic.day_range(start, end)
         rows = traffic.series(conn, account_id, rng, query["interval"], query["host"])
+        extra = visitor_stats.series(conn, account_id, rng, query["interval"], query["host"])
+        rows = [{**row, "visitors": more["visitors"], "bounces": more["bounces"]}
+                for row, more in zip(rows, extra, strict=True)]
         return {**_range_json(rng), "interval": query["interval"], "data": rows}
 
 
@@ -102,7 +114,43 @@ class TopPages(_StatsResource):
     def answer(self, conn, account_id, query: dict) -> dict:
         rng = traffic.hour_range(*_bounds(self._s, query))
         rows = traffic.top_pages(conn, account_id, rng, query["limit"], query["host"])
+        more = {(r["host"], r["path"]): r for r in visitor_stats.pages(
+            conn, account_id, rng, 100, query["host"], paths=sorted({r["path"] for r in rows}))}
+        rows = [{**row, **_page_visits(more.get((row["host"], row["path"])))} for row in rows]
         return {**_range_json(rng), "data": rows}
+
+
+_VISIT_FIELDS = ("visitors", "avg_time_on_page_s", "entries", "bounces", "bounce_rate", "exits", "exit_rate")
+
+
+def _page_visits(row: dict | None) -> dict:
+    if row is None:
+        return {"visitors": 0, "avg_time_on_page_s": None, "entries": 0, "bounces": 0, "bounce_rate": None,
+                "exits": 0, "exit_rate": None}
+    return {k: row[k] for k in _VISIT_FIELDS}
+
+
+class Visitors(_StatsResource):
+    """GET /api/v1/stats/visitors: the sessions started in the range, summed up."""
+
+    def answer(self, conn, account_id, query: dict) -> dict:
+        rng = traffic.hour_range(*_bounds(self._s, query))
+        return {**_range_json(rng), **visitor_stats.summary(conn, account_id, rng, query["host"])}
+
+
+class PageList(_StatsResource):
+    """GET /api/v1/stats/{entry-pages,exit-pages}: pages by sessions started or ended there."""
+
+    schema = TopQuerySchema()
+
+    def __init__(self, services: Services, order: str) -> None:
+        super().__init__(services)
+        self._order = order
+
+    def answer(self, conn, account_id, query: dict) -> dict:
+        rng = traffic.hour_range(*_bounds(self._s, query))
+        rows = visitor_stats.pages(conn, account_id, rng, query["limit"], query["host"], order=self._order)
+        return {**_range_json(rng), "data": [r for r in rows if r[self._order] > 0]}
 
 
 class Breakdown(_StatsResource):
@@ -117,6 +165,9 @@ class Breakdown(_StatsResource):
     def answer(self, conn, account_id, query: dict) -> dict:
         rng = traffic.day_range(*_bounds(self._s, query))
         result = traffic.breakdown(conn, account_id, self._dimension, rng, query["limit"], query["host"])
+        counts = visitor_stats.breakdown_visitors(conn, account_id, self._dimension, rng,
+                                                  [r["value"] for r in result["data"]], query["host"])
+        result["data"] = [{**r, "visitors": counts[r["value"]]} for r in result["data"]]
         return {**_range_json(rng), "dimension": self._dimension, **result}
 
 
@@ -129,4 +180,7 @@ ROUTES = {
     "/api/v1/stats/devices": lambda s: Breakdown(s, "device_type"),
     "/api/v1/stats/browsers": lambda s: Breakdown(s, "browser"),
     "/api/v1/stats/os": lambda s: Breakdown(s, "os"),
+    "/api/v1/stats/visitors": lambda s: Visitors(s),
+    "/api/v1/stats/entry-pages": lambda s: PageList(s, "entries"),
+    "/api/v1/stats/exit-pages": lambda s: PageList(s, "exits"),
 }

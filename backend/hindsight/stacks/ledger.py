@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..db import Conn, one
+from ..queries.observe import record_flush
 from ..queries.usage import UsageCheck, log_usage
 from .health import LedgerTotals
 
@@ -156,6 +157,8 @@ def flush(conn: Conn, account_id: uuid.UUID, host: str, now: datetime) -> FlushR
         }))["counter_id"]
         usage = log_usage(conn, account_id=account_id, host=host, amount=taken.total,
                           counter_id=counter_id, now=now)
+        # When this key's batches were counted, for their pipeline traces (hindsight.observe).
+        record_flush(conn, account_id, host, taken.total, taken.rows)
     return FlushResult(account_id, host, taken.sessions, taken.pages, taken.clicks, taken.other,
                        taken.total, steps, counter_id, usage)
 

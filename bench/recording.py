@@ -1,0 +1,1098 @@
+"""DOM recording benchmark: bytes per recorded minute, ingestion of segments against a raw
+COPY, and the replay's first frame and seek to the end, in one run on this machine.
+
+1. Recording: a throw-away TimescaleDB cluster (durable commits), the API (`hindsight serve`,
+   2 workers) and the demo site (tracker/demo, tracker.js with DOM recording on, its
+   defaults) behind a proxy that keeps every request as sent. Debian's headless Chromium
+   makes a scripted visit of `--minutes` (default 2): the sign-up page (typing, scrolling),
+   the single-page app's routes, the checkout (a list that grows, the coupon modal, hash
+   routes, typing), the to-do app (items added with Enter, ticked, filtered), with idle
+   moments, round after round until the time is up; then the tab is closed (the last
+   segment leaves as a beacon). Per recorded minute (first to last rrweb event): the rrweb
+   events' JSON, the bytes on the wire (as sent: gzip from CompressionStream, plain JSON for
+   the segment cut as the page goes away), and what PostgreSQL stores (the segments'
+   `data`, and the hypertable's size on disk: rows, TOAST, index).
+2. Ingestion: the recorded segments (bodies as sent, in order) renumbered into many
+   sessions and posted through POST /api/v1/track/recording by concurrent keep-alive
+   clients (threads, as bench/ingest.py does), against `psql \\copy` of the same rows into
+   recording_segments in the same round; rounds, the median round's ratio API / COPY.
+3. Replay: a 30-minute recording made of the recorded visit repeated with shifted
+   timestamps (each of its page loads starts with a full snapshot, as tracker.js records
+   them; its segments cut where tracker.js cut them), with the tracker's own event batches
+   repeated alike, stored through the API. A logged-in analyst opens its replay page in
+   Chromium (a fresh browser context each run: nothing cached) and the bench times
+   - the first frame: navigation start to the first animation frame at which the player's
+     rebuilt page (rrweb's iframe inside the sandboxed player) has a body with elements;
+   - a seek to the end (the End key): the keydown to the first animation frame at which the
+     rebuilt page is the recording's last state (its title, element count and markup length
+     equal those the player shows once the seek has long settled, taken in an unmeasured
+     first run).
+4. Writes its section of docs/BENCHMARKS.md (between markers; other sections stay).
+
+    .venv/bin/python bench/recording.py               # 2-minute visit: about 5 minutes
+    .venv/bin/python bench/recording.py --minutes 5   # the issue's 5-minute visit: about 9 minutes
+    .venv/bin/python bench/recording.py --quick       # smoke run: short everything, no doc
+
+tests/test_bench_smoke.py runs `run_bench` in quick mode against the test cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common as bench_common  # noqa: E402 - bench/ is not a package
+import ingest as bench_ingest  # noqa: E402
+from doc_sections import write_section  # noqa: E402
+
+from browser import ApiServer, chromium, ensure_tracker_built  # noqa: E402
+from harness import http_call, wait_for  # noqa: E402
+
+SECTION = "bench/recording.py"
+RECORDING = "/api/v1/track/recording"
+VIEWPORT = {"width": 1280, "height": 800}
+FIRST_FRAME_TARGET_MS = 300.0
+SEEK_TARGET_MS = 500.0
+STORED_TARGET = 0.5          # the issue: stored at most half of plain gzip
+MB = 1_000_000
+REPLAYER_JS = ROOT / "dashboard" / "static" / "dist" / "rrweb-replay.js"
+RUN, WINDOW = "the player's scripts run", "first window's segments"
+
+
+@dataclass
+class Config:
+    minutes: float = 2.0          # the scripted visit
+    sessions: int = 40            # per ingestion round, each gets every recorded segment
+    rounds: int = 3               # rounds of (COPY, API)
+    clients: int = 8              # concurrent keep-alive HTTP clients
+    workers: int = 2              # gunicorn workers
+    replay_minutes: float = 30.0  # the replayed recording's length
+    replay_runs: int = 5          # measured replay page loads (after one unmeasured)
+    quiet_wait: float = 10.0      # before each ingestion round, wait this long at most for an idle machine
+    quick: bool = False
+
+    @classmethod
+    def quick_config(cls) -> Config:
+        return cls(minutes=0.1, sessions=4, rounds=1, clients=2, replay_minutes=1.0,
+                   replay_runs=1, quiet_wait=0.0, quick=True)
+
+
+# --------------------------------------------------------------------------- 1. recording
+
+
+@dataclass
+class Segment:
+    number: int
+    body: bytes            # as sent (first upload of this number)
+    encoding: str          # gzip | json
+    data: bytes            # as stored (gzip)
+    json_bytes: int
+    events: int
+    full_snapshot: bool
+    started_ms: int
+    ended_ms: int
+
+
+@dataclass
+class Recorded:
+    session_id: str
+    visit_seconds: float               # wall clock of the scripted visit
+    segments: list[Segment]
+    uploads: int                       # recording uploads seen on the wire (retries included)
+    wire_bytes_all: int                # every upload's body, retries included
+    batches: list[dict]                # tracker.js's event batches as sent (parsed)
+    session_body: dict                 # tracker.js's POST /api/v1/sessions body
+    table_bytes: int                   # hypertable_size('recording_segments') after the visit
+    rounds: int                        # rounds of the scripted visit
+
+    @property
+    def first_ms(self) -> int:
+        return min(s.started_ms for s in self.segments)
+
+    @property
+    def last_ms(self) -> int:
+        return max(s.ended_ms for s in self.segments)
+
+    @property
+    def minutes(self) -> float:
+        return (self.last_ms - self.first_ms) / 60_000
+
+    @property
+    def json_bytes(self) -> int:
+        return sum(s.json_bytes for s in self.segments)
+
+    @property
+    def wire_bytes(self) -> int:
+        return sum(len(s.body) for s in self.segments)
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(len(s.data) for s in self.segments)
+
+    @property
+    def page_loads(self) -> int:
+        return sum(1 for s in self.segments if s.full_snapshot)
+
+    def whole_gzip(self) -> int:
+        """The whole recording's JSON gzipped as one stream (level 6): what context across
+        segments is worth to plain gzip."""
+        text = b"\n".join(gzip.decompress(s.data) for s in self.segments)
+        return len(gzip.compress(text, compresslevel=6, mtime=0))
+
+
+def site_token(port: int, account: dict, origin: str) -> str:
+    """The real site flow over HTTP: widgets (JWT) -> statistics token."""
+    status, _, widgets = http_call(port, "GET", f"/site/account/{account['account_id']}/widgets",
+                                   headers={"Origin": origin})
+    assert status == 200, widgets
+    jwt = widgets["widgets"][0]["token"]
+    status, _, stats = http_call(port, "GET", f"/site/widget/{account['widget_id']}/account_statistics",
+                                 headers={"Authorization": f"Bearer {jwt}", "Origin": origin})
+    assert status == 200, stats
+    return stats["token"]
+
+
+def scripted_visit(page, base: str, seconds: float, log) -> int:
+    """Round after round of the demo site until `seconds` have passed; return the rounds."""
+    deadline = time.monotonic() + seconds
+    rounds = 0
+
+    def left() -> bool:
+        return time.monotonic() < deadline
+
+    def idle(ms: int) -> None:
+        page.wait_for_timeout(min(ms, max(0, int((deadline - time.monotonic()) * 1000))))
+
+    def wheel(times: int, dy: int) -> None:
+        for _ in range(times):
+            page.mouse.wheel(0, dy)
+            page.wait_for_timeout(150)
+
+    def moves(n: int, y0: int) -> None:
+        for i in range(n):
+            page.mouse.move(80 + (i * 37) % 1000, y0 + (i * 23) % 300)
+            page.wait_for_timeout(30)
+
+    while left():
+        rounds += 1
+        # The sign-up page: the mouse, fields typed into, a scroll down and back, an idle moment.
+        page.goto(base + "/")
+        moves(30, 150)
+        page.click("#name")
+        page.keyboard.type(f"Grace Hopper {rounds}", delay=40)
+        if not left():
+            break
+        page.click("#email")
+        page.keyboard.type("grace@example.org", delay=40)
+        page.click("#notes")
+        page.keyboard.type("Please deliver after six.", delay=40)
+        page.click("#terms")
+        wheel(6, 350)
+        idle(2500)
+        wheel(6, -350)
+        page.click("#buy")
+        if not left():
+            break
+        # The single-page app: routes without page loads, a field, a hash link.
+        page.click("header a[href='/app']")
+        page.wait_for_url("**/app")
+        page.click("#nav-settings")
+        page.select_option("#theme", "Dark")
+        page.wait_for_timeout(400)
+        page.click("#nav-profile")
+        page.click("#nick")
+        page.keyboard.type("amazing grace", delay=40)
+        page.click("#nav-home")
+        page.wait_for_timeout(400)
+        page.click("#nav-details")
+        idle(3000)
+        if not left():
+            break
+        # The checkout: a list that grows, the coupon modal, hash routes, typing.
+        page.click("header a[href='/checkout.html']")
+        page.wait_for_url("**/checkout.html")
+        for _ in range(3):
+            page.click("#add-item")
+            page.wait_for_timeout(250)
+        page.click("#open-coupon")
+        page.click("#coupon")
+        page.keyboard.type("SPRING-SALE", delay=40)
+        page.click("#apply-coupon")
+        page.wait_for_timeout(600)
+        page.click("#close-coupon")
+        page.click("#to-shipping")
+        page.wait_for_url("**#/shipping")
+        page.click("#full-name")
+        page.keyboard.type("Grace Brewster Hopper", delay=40)
+        page.click("#street")
+        page.keyboard.type("1 Navy Yard", delay=40)
+        moves(20, 250)
+        idle(3000)
+        if not left():
+            break
+        # The to-do app: items added with Enter, ticked, filtered.
+        page.click("header a[href='/todo.html']")
+        page.wait_for_url("**/todo.html")
+        for i in range(5):
+            page.click("#new-todo")
+            page.keyboard.type(f"task {rounds}.{i}: write the report", delay=30)
+            page.keyboard.press("Enter")
+        for box in page.locator("#todo-list input[type=checkbox]").all()[:2]:
+            box.click()
+        for hash_ in ("#/active", "#/completed", "#/"):
+            page.click(f"#filters a[href='{hash_}']")
+            page.wait_for_timeout(400)
+        page.click("#todo-note")
+        page.keyboard.type("private", delay=40)
+        idle(4000)
+        log(f"visit: round {rounds} done, {max(0.0, deadline - time.monotonic()):.0f} s left")
+    return rounds
+
+
+def record_visit(browser, api, url: str, account: dict, config: Config, log) -> Recorded:
+    """tracker.js records the scripted visit through the proxy; the segments as sent and stored."""
+    from test_tracker_recording import Wire, session_id_of
+
+    from hindsight.db import connect
+    from hindsight.demo import DemoSite
+
+    wire = Wire(api.url)
+    wire._server.handle_error = lambda *args: None   # a tab closing hangs up on the proxy
+    site = DemoSite(wire.url, account["account_id"]).start()
+    try:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        t0 = time.monotonic()
+        rounds = scripted_visit(page, site.url(), config.minutes * 60, log)
+        visit_seconds = time.monotonic() - t0
+        sid = session_id_of(page)
+        assert page.evaluate("hindsight.health().errors") == 0
+        page.close(run_before_unload=True)   # pagehide: the last segment leaves as a beacon
+        # Until no upload has come for 2 s (the last ones leave as the tab closes).
+        seen, quiet_since = -1, time.monotonic()
+        while time.monotonic() - quiet_since < 2 and time.monotonic() - t0 < visit_seconds + 30:
+            if len(wire.segments()) != seen:
+                seen, quiet_since = len(wire.segments()), time.monotonic()
+            time.sleep(0.2)
+        numbers = {int(r["query"]["segment"][0]) for r in wire.segments()
+                   if r["query"]["session_id"] == [sid]}
+
+        def stored():
+            with connect(url) as conn:
+                rows = conn.execute(
+                    "SELECT segment, data, json_bytes, event_count, full_snapshot, "
+                    "(extract(epoch FROM started_at) * 1000)::bigint AS started, "
+                    "(extract(epoch FROM ended_at) * 1000)::bigint AS ended "
+                    "FROM recording_segments WHERE session_id = %s ORDER BY segment", (sid,)).fetchall()
+            return rows if {r["segment"] for r in rows} >= numbers and rows else None
+
+        rows = wait_for(stored, timeout=30, what="every segment sent, stored")
+        context.close()
+        assert not errors, errors
+        first_upload: dict[int, dict] = {}
+        uploads = [r for r in wire.segments() if r["query"]["session_id"] == [sid]]
+        log("uploads: " + ", ".join(f"{r['query']['segment'][0]}/{r['query']['encoding'][0]}/{len(r['raw'])}"
+                                    f"{'/beacon' if 'token' in r['query'] else ''}" for r in uploads))
+        for r in uploads:
+            first_upload.setdefault(int(r["query"]["segment"][0]), r)
+        segments = [Segment(r["segment"], first_upload[r["segment"]]["raw"],
+                            first_upload[r["segment"]]["query"]["encoding"][0], bytes(r["data"]),
+                            r["json_bytes"], r["event_count"], r["full_snapshot"], r["started"], r["ended"])
+                    for r in rows]
+        batches = []
+        for r in wire.posts("/api/v1/track"):
+            if r["url"].split("?")[0].endswith("/api/v1/track"):
+                body = json.loads(r["body"])
+                if body.get("session_id") == sid:
+                    batches.append(body)
+        session_body = next(json.loads(r["body"]) for r in wire.posts("/api/v1/sessions"))
+        with connect(url) as conn:
+            table = conn.execute("SELECT hypertable_size('recording_segments') AS n").fetchone()["n"]
+        return Recorded(sid, visit_seconds, segments, len(uploads), sum(len(r["raw"]) for r in uploads),
+                        batches, session_body, table, rounds)
+    finally:
+        site.stop()
+        wire.close()
+
+
+# --------------------------------------------------------------------------- 2. ingestion
+
+
+@dataclass
+class Round:
+    seconds: float
+    segments: int
+    wire_bytes: int
+    json_bytes: int
+    cpu: bench_ingest.CpuSplit
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.segments / self.seconds
+
+
+def create_sessions(port: int, headers: dict, origin: str, n: int) -> list[str]:
+    out = []
+    for _ in range(n):
+        status, _, body = http_call(port, "POST", "/api/v1/sessions", {"page_url": origin + "/"}, headers)
+        assert status == 201, body
+        out.append(body["session_id"])
+    return out
+
+
+def post_segments(port: int, headers: dict, per_client: list[list[tuple[str, Segment]]]
+                  ) -> tuple[float, list[float]]:
+    """Each client posts its sessions' segments, in order, over one keep-alive connection."""
+    hdrs = {**headers, "Content-Type": "text/plain;charset=UTF-8"}   # what tracker.js sends
+    latencies: list[list[float]] = [[] for _ in per_client]
+    errors: list[str] = []
+    gate = threading.Barrier(len(per_client) + 1)
+
+    def client(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine, clock = latencies[i], time.perf_counter
+        gate.wait()
+        try:
+            for session_id, seg in per_client[i]:
+                query = urlencode({"session_id": session_id, "segment": seg.number, "encoding": seg.encoding})
+                t0 = clock()
+                conn.request("POST", f"{RECORDING}?{query}", seg.body, hdrs)
+                resp = conn.getresponse()
+                data = resp.read()
+                mine.append((clock() - t0) * 1000)
+                if resp.status != 201:
+                    errors.append(f"{resp.status} {data[:300]!r}")
+                    return
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(per_client))]
+    for t in threads:
+        t.start()
+    gate.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(f"{len(errors)} upload(s) failed, e.g. {errors[0]}")
+    return elapsed, [x for lst in latencies for x in lst]
+
+
+COPY_COLUMNS = ("session_id", "session_started_at", "segment", "account_id", "host", "started_at",
+                "ended_at", "event_count", "full_snapshot", "data", "gzip_bytes", "json_bytes")
+
+
+def write_copy_file(path: Path, url: str, sessions: list[str], segments: list[Segment],
+                    account_id: str, host: str) -> int:
+    """The rows the API would store for these sessions, in COPY's text format."""
+    from hindsight.db import connect
+
+    with connect(url) as conn:
+        starts = {r["s"]: r["started_at"] for r in conn.execute(
+            "SELECT session_id::text AS s, started_at FROM sessions WHERE session_id = ANY(%s::uuid[])",
+            (sessions,)).fetchall()}
+    rows = 0
+    with path.open("w", encoding="ascii") as out:
+        for s in sessions:
+            for seg in segments:
+                values = [s, starts[s].isoformat(), seg.number, account_id, host,
+                          datetime.fromtimestamp(seg.started_ms / 1000, UTC).isoformat(),
+                          datetime.fromtimestamp(seg.ended_ms / 1000, UTC).isoformat(),
+                          seg.events, "t" if seg.full_snapshot else "f",
+                          "\\\\x" + seg.data.hex(), len(seg.data), seg.json_bytes]
+                out.write("\t".join(str(v) for v in values) + "\n")
+                rows += 1
+    return rows
+
+
+def run_copy(url: str, path: Path) -> float:
+    """`psql \\copy` the file into recording_segments, one transaction; the seconds between
+    two server clocks (as bench/ingest.py times its COPY)."""
+    script = path.with_suffix(".sql")
+    clock = "SELECT extract(epoch FROM clock_timestamp());\n"
+    # A psql script from constants and our own file name.
+    copy = f"\\copy recording_segments ({', '.join(COPY_COLUMNS)}) FROM '{path}'\n"
+    script.write_text("SELECT pg_backend_pid();\n" + clock + copy + clock)
+    out = subprocess.run([bench_ingest.psql_binary(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                          "-d", url, "-f", str(script)], check=True, capture_output=True, text=True).stdout.split()
+    backend = Path(f"/proc/{int(out[0])}")
+    deadline = time.monotonic() + 5
+    while backend.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return float(out[2]) - float(out[1])
+
+
+@dataclass
+class Ingestion:
+    api: list[Round] = field(default_factory=list)
+    copy: list[Round] = field(default_factory=list)
+    expected: dict[str, int] = field(default_factory=dict)   # session -> segments stored
+
+    @property
+    def ratios(self) -> list[float]:
+        return [a.rate / c.rate for a, c in zip(self.api, self.copy, strict=True)]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+
+def measure_ingestion(api, url: str, account: dict, headers: dict, origin: str, rec: Recorded,
+                      config: Config, postgres_pid: int | None, log) -> Ingestion:
+    result = Ingestion()
+    work = Path(tempfile.mkdtemp(prefix="hindsight-bench-recording-"))
+    meter = bench_ingest.CpuMeter(api.proc.pid, postgres_pid)
+    segs = rec.segments
+    wire, text = sum(len(s.body) for s in segs), sum(s.json_bytes for s in segs)
+    stored = sum(len(s.data) for s in segs)
+    # Warm-up, unmeasured: each worker's pool and prepared statements.
+    warm = create_sessions(api.port, headers, origin, config.clients)
+    post_segments(api.port, headers, [[(s, seg) for seg in segs[:3]] for s in warm])
+    for s in warm:
+        result.expected[s] = min(3, len(segs))
+    for r in range(config.rounds):
+        sessions = create_sessions(api.port, headers, origin, config.sessions)
+        twins = create_sessions(api.port, headers, origin, config.sessions)
+        path = work / f"segments-{r}.tsv"
+        rows = write_copy_file(path, url, twins, segs, account["account_id"], "localhost")
+        per_client: list[list[tuple[str, Segment]]] = [[] for _ in range(config.clients)]
+        for i, s in enumerate(sessions):
+            per_client[i % config.clients].extend((s, seg) for seg in segs)
+        for s in sessions + twins:
+            result.expected[s] = len(segs)
+        if config.quiet_wait > 0:
+            busy = bench_ingest.wait_quiet(config.quiet_wait)
+            log(f"round {r + 1}: the machine was {busy:.2f} cores busy before it")
+        a = meter.sample()
+        seconds = run_copy(url, path)
+        result.copy.append(Round(seconds, rows, stored * config.sessions, text * config.sessions,
+                                 meter.delta(a, meter.sample())))
+        a = meter.sample()
+        seconds, latencies = post_segments(api.port, headers, per_client)
+        n = len(segs) * config.sessions
+        result.api.append(Round(seconds, n, wire * config.sessions, text * config.sessions,
+                                meter.delta(a, meter.sample()), latencies))
+        log(f"round {r + 1}: COPY {rows / result.copy[-1].seconds:,.0f} rows/s, "
+            f"API {n / seconds:,.0f} segments/s")
+    return result
+
+
+def verify(url: str, expected: dict[str, int]) -> list[str]:
+    """Sessions whose stored segments differ from what the run sent (empty: all there, once)."""
+    from hindsight.db import connect
+
+    with connect(url) as conn:
+        rows = conn.execute("SELECT session_id::text AS s, count(*) AS n FROM recording_segments "
+                            "WHERE session_id = ANY(%s::uuid[]) GROUP BY 1", (list(expected),)).fetchall()
+    stored = {r["s"]: r["n"] for r in rows}
+    return [f"session {s}: sent {n} segments, {stored.get(s, 0)} stored"
+            for s, n in expected.items() if stored.get(s, 0) != n]
+
+
+def profile_in_process(url: str, headers: dict, origin: str, rec: Recorded, sessions: int
+                       ) -> tuple[dict[str, float], dict[str, int]]:
+    """Where a segment's time goes: the app in this process (falcon.testing: no HTTP, no
+    concurrency), each recorded segment posted for `sessions` sessions, the functions the
+    request calls wrapped with timers; mean ms per segment. Also returns what it stored."""
+    import falcon.testing
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    from hindsight.app import create_app
+    from hindsight.db import create_pool
+    from hindsight.ingestion import recordings as recording_ingestion
+    from hindsight.ingestion import segments as segment_codec
+    from hindsight.queries import recordings as recording_queries
+    from hindsight.settings import Settings
+
+    settings = Settings(database_url=url, rate_limit_per_minute=0, pool_min=1, pool_max=2)
+    pool = create_pool(settings)
+    stored: dict[str, int] = {}
+    try:
+        client = falcon.testing.TestClient(create_app(settings, pool))
+        made = []
+        for _ in range(sessions + 1):
+            resp = client.simulate_post("/api/v1/sessions", json={"page_url": origin + "/"}, headers=headers)
+            assert resp.status_code == 201, resp.json
+            made.append(resp.json["session_id"])
+
+        def post(session_id: str, seg: Segment) -> None:
+            resp = client.simulate_post(RECORDING, body=seg.body, headers={
+                **headers, "Content-Type": "text/plain;charset=UTF-8"}, params={
+                "session_id": session_id, "segment": seg.number, "encoding": seg.encoding})
+            assert resp.status_code == 201, resp.json
+            stored[session_id] = stored.get(session_id, 0) + 1
+
+        for seg in rec.segments[:3]:   # warm-up: pool, prepared statements
+            post(made[0], seg)
+        with bench_ingest.PhaseTimer() as timer:
+            timer.wrap(recording_ingestion, "authorize", "token, session and Origin checks (1 query)")
+            timer.wrap(recording_queries, "stored_count", "re-send check (2 queries)")
+            timer.wrap(segment_codec, "inflate", "gzip inflate")
+            timer.wrap(segment_codec.gzip, "compress", "gzip of a plain-JSON upload (level 6)")
+            timer.wrap(segment_codec, "parse_events", "JSON parse")
+            timer.wrap(segment_codec, "check_events", "events checked (type, timestamp)")
+            timer.wrap(ConnectionPool, "getconn", "pool checkout")
+            timer.wrap(recording_queries, "store", "INSERT (1 statement)")
+            timer.wrap(psycopg.Transaction, "__exit__", "COMMIT (fsync)")
+            t0 = time.perf_counter()
+            for s in made[1:]:
+                for seg in rec.segments:
+                    post(s, seg)
+            total = time.perf_counter() - t0
+        n = sessions * len(rec.segments)
+        per = {name: seconds / n * 1000 for name, seconds in timer.seconds.items()}
+        per["other (falcon, middleware, test client)"] = total / n * 1000 - sum(per.values())
+        per["request"] = total / n * 1000
+        return per, stored
+    finally:
+        pool.close()
+
+
+# --------------------------------------------------------------------------- 3. replay
+
+
+def shift_iso(stamp: str, ms: int) -> str:
+    when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000 + ms
+    return datetime.fromtimestamp(when / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class LongRecording:
+    session_id: str
+    minutes: float
+    segments: int
+    seek_points: int
+    events: int            # rrweb events
+    tracker_events: int
+    stored_bytes: int
+    json_bytes: int
+    repeats: int
+    last_seek_ms: float    # from the last seek point's start to the end
+
+
+def build_long_recording(api, headers: dict, rec: Recorded, minutes: float, log) -> LongRecording:
+    """The recorded visit repeated, timestamps shifted, until it lasts `minutes`; stored
+    through the API (session, the tracker's batches, the segments)."""
+    period = rec.last_ms - rec.first_ms + 2000
+    repeats = math.ceil(minutes * 60_000 / period) + 1   # enough copies; the last one is cut
+    # It ends 10 minutes ago: an ended visit, not one the replay follows live.
+    start = int(time.time() * 1000) - repeats * period - 10 * 60_000
+    body = {k: v for k, v in rec.session_body.items() if k not in ("session_id", "token")}
+    body["started_at"] = datetime.fromtimestamp(start / 1000, UTC).isoformat()
+    status, _, made = http_call(api.port, "POST", "/api/v1/sessions", body, headers)
+    assert status == 201, made
+    sid = made["session_id"]
+    # The segments, whole, up to the first that ends past `minutes` (a visit may end anywhere).
+    plan: list[tuple[int, Segment]] = []
+    for k in range(repeats):
+        shift = start + k * period - rec.first_ms
+        for seg in rec.segments:
+            if plan and plan[-1][1].ended_ms + plan[-1][0] - start >= minutes * 60_000:
+                break
+            plan.append((shift, seg))
+    repeats = len({shift for shift, _ in plan})
+    last_end = max(seg.ended_ms + shift for shift, seg in plan)
+    # The tracker's batches, as sent, shifted alike (renumbered), up to the recording's end.
+    seq = tracker_events = 0
+    for k in range(repeats):
+        shift = start + k * period - rec.first_ms
+        for batch in rec.batches:
+            events = []
+            for e in batch["events"]:
+                stamp = shift_iso(e["timestamp"], shift)
+                if datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000 <= last_end:
+                    events.append({**e, "seq": seq, "timestamp": stamp})
+                    seq += 1
+            if not events:
+                continue
+            status, _, answer = http_call(api.port, "POST", "/api/v1/track",
+                                          {"session_id": sid, "events": events}, headers)
+            assert status in (200, 201), answer
+            tracker_events += len(events)
+    hdrs = {**headers, "Content-Type": "text/plain;charset=UTF-8"}
+    stored = text = events_total = seek_points = last_seek = 0
+    for number, (shift, seg) in enumerate(plan):
+        events = json.loads(gzip.decompress(seg.data))
+        for e in events:
+            e["timestamp"] += shift
+        raw = json.dumps(events, separators=(",", ":")).encode()
+        data = gzip.compress(raw, compresslevel=6, mtime=0)
+        query = urlencode({"session_id": sid, "segment": number, "encoding": "gzip"})
+        status, _, answer = http_call(api.port, "POST", f"{RECORDING}?{query}", data, hdrs)
+        assert status == 201, answer
+        stored += len(data)
+        text += len(raw)
+        events_total += len(events)
+        if seg.full_snapshot:
+            seek_points += 1
+            last_seek = seg.started_ms + shift
+    number = len(plan)
+    log(f"replay recording: {repeats} repeats, {number} segments, {(last_end - start) / 60_000:.1f} min")
+    return LongRecording(sid, (last_end - start) / 60_000, number, seek_points, events_total,
+                         tracker_events, stored, text, repeats, last_end - last_seek)
+
+
+# Runs in every frame of the replay page's contexts before its scripts (Playwright's init
+# script, through CDP: the player's CSP does not apply to it). In the player's data: frame it
+# watches rrweb's iframe every animation frame: the first frame with a rebuilt page, and the
+# first frame whose page matches the state it is told to wait for (`__want`).
+WATCH = """(() => {
+  if (location.protocol !== 'data:') {
+    if (window.top === window) {
+      window.__long = [];
+      try {
+        new PerformanceObserver(list => { for (const e of list.getEntries()) window.__long.push([e.startTime, e.duration]); })
+          .observe({type: 'longtask', buffered: true});
+      } catch (e) { /* no long task timing */ }
+    }
+    document.addEventListener('keydown', e => {
+      if (e.key === 'End') window.__endAt = performance.timeOrigin + performance.now();
+    }, true);
+    return;
+  }
+  const state = () => {
+    const f = document.querySelector('.replayer-wrapper iframe');
+    const d = f && f.contentDocument;
+    if (!d || !d.body || !d.body.childElementCount) return null;
+    return d.title + '|' + d.getElementsByTagName('*').length + '|' + d.body.innerHTML.length;
+  };
+  window.__state = state;
+  const tick = () => {
+    const now = performance.timeOrigin + performance.now();
+    if (!window.__readyAt && window.HindsightReplayer) window.__readyAt = now;
+    if (!window.__builtAt && document.querySelector('.replayer-wrapper')) window.__builtAt = now;
+    const s = state();
+    if (s && !window.__firstAt) window.__firstAt = now;
+    if (window.__want && !window.__seenAt && s === window.__want) window.__seenAt = now;
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})();"""
+
+TIMINGS = """() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const res = performance.getEntriesByType('resource').map(r => ({name: r.name, start: r.startTime,
+      end: r.responseEnd, size: r.encodedBodySize, decoded: r.decodedBodySize}));
+  return {origin: performance.timeOrigin, html: nav.responseEnd, dcl: nav.domContentLoadedEventEnd,
+          resources: res, long: window.__long || []};
+}"""
+
+
+@dataclass
+class ReplayRun:
+    first_ms: float
+    seek_ms: float
+    phases: dict[str, float]            # first frame: when each part was in (ms from navigation)
+    seek_fetch_ms: float                # the seek's segments fetched (ms from the keydown)
+    seek_segments: int
+    seek_bytes: int                     # gzip bytes the seek fetched
+    long_ms: float = 0.0                # long tasks (> 50 ms) of the page's main thread before the first frame
+    long_count: int = 0
+
+
+def player_frame(page):
+    return wait_for(lambda: next((f for f in page.frames if f.url.startswith("data:text/html")), None),
+                    what="the player frame", page=page, timeout=30)
+
+
+def login(context, base: str, email: str, password: str):
+    page = context.new_page()
+    page.goto(base + "/dashboard/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/sessions")
+    return page
+
+
+def replay_once(browser, base: str, email: str, password: str, session_id: str,
+                want: str | None, log=print) -> tuple[ReplayRun, str]:
+    """One fresh context: log in, open the replay, first frame, End; (timings, final state)."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        context.add_init_script(WATCH)
+        page = login(context, base, email, password)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto("about:blank")
+        page.goto(f"{base}/dashboard/sessions/{session_id}", wait_until="commit")
+        player = player_frame(page)
+        first_at = wait_for(lambda: player.evaluate("window.__firstAt || 0"), page=page, timeout=30,
+                            what="the first frame")
+        timings = page.evaluate(TIMINGS)
+        inside = player.evaluate("[window.__readyAt || NaN, window.__builtAt || NaN, performance.timeOrigin + "
+                                 "Math.max(...performance.getEntriesByType('resource')"
+                                 ".filter(r => r.name.endsWith('rrweb-replay.js')).map(r => r.responseEnd))]")
+        log("resources: " + "; ".join(f"{r['name'].split('/')[-1][:40]} {r['start']:.0f}-{r['end']:.0f}"
+                                      for r in timings["resources"]))
+        wait_for(lambda: page.locator("#replay").get_attribute("data-dom-loaded"), page=page,
+                 what="the first window")
+        page.wait_for_timeout(500)   # settled
+        origin = timings["origin"]
+
+        def done(fragment: str) -> float:
+            """When the first request for it was answered (the list is asked again later, by
+            the page's check for a visit still going on)."""
+            found = [r for r in timings["resources"] if r["name"].split("#")[0].endswith(fragment)
+                     or fragment.startswith("?") and fragment in r["name"]]
+            return min(found, key=lambda r: r["start"])["end"] if found else float("nan")
+
+        segment_urls = [r for r in timings["resources"] if "/recording/" in r["name"]]
+        phases = {
+            "HTML": timings["html"], "DOMContentLoaded": timings["dcl"],
+            "session JSON": done("?format=json"), "recording list": done(f"{session_id}/recording"),
+            "player page": done("/dashboard/player"),
+            WINDOW: max((r["end"] for r in segment_urls), default=float("nan")),
+            "the player's rrweb-replay.js loaded": inside[2] - timings["origin"],
+            RUN: inside[0] - timings["origin"],
+            "rrweb Replayer made": inside[1] - timings["origin"],
+        }
+        # The seek: End, until the rebuilt page is the recording's last state.
+        if want is not None:
+            player.evaluate("w => { window.__want = w; window.__seenAt = 0; }", want)
+        before = page.evaluate("performance.getEntriesByType('resource').length")
+        page.locator("#now").click()   # focus on the page (a click that seeks nowhere)
+        page.keyboard.press("End")
+        end_at = wait_for(lambda: page.evaluate("window.__endAt || 0"), page=page, what="the keydown")
+        if want is None:
+            # The unmeasured first run: let the seek settle, then take the last state.
+            wait_for(lambda: page.locator("#replay").get_attribute("data-dom-loaded") not in (None, "1"),
+                     page=page, what="the window at the end", timeout=30)
+            page.wait_for_timeout(3000)
+            final = player.evaluate("window.__state()")
+            seen_at = float("nan")
+        else:
+            seen_at = wait_for(lambda: player.evaluate("window.__seenAt || 0"), page=page, timeout=30,
+                               what="the last state")
+            final = want
+        after = page.evaluate(TIMINGS)["resources"][before:]
+        fetched = [r for r in after if "/recording/" in r["name"]]
+        seek_fetch = max((r["end"] + origin - end_at for r in fetched), default=0.0)
+        assert not errors, errors
+        first_ms = first_at - origin
+        long = [(start, d) for start, d in timings["long"] if start < first_ms]
+        return ReplayRun(first_ms, seen_at - end_at, phases, seek_fetch, len(fetched),
+                         sum(r["size"] for r in fetched), sum(d for _, d in long), len(long)), final
+    finally:
+        context.close()
+
+
+def measure_replay(browser, api, url: str, account: dict, long: LongRecording, config: Config,
+                   log) -> tuple[list[ReplayRun], str]:
+    from dashboard_support import PASSWORD, make_user
+
+    email = make_user(url, account["account_id"])
+    _, final = replay_once(browser, api.url, email, PASSWORD, long.session_id, None, log)
+    assert final, "the replay showed a page at the end"
+    runs = []
+    for i in range(config.replay_runs):
+        run, _ = replay_once(browser, api.url, email, PASSWORD, long.session_id, final, log)
+        runs.append(run)
+        log(f"replay {i + 1}: first frame {run.first_ms:.0f} ms, seek to the end {run.seek_ms:.0f} ms")
+    return runs, final
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+@dataclass
+class Result:
+    config: Config
+    recorded: Recorded
+    ingestion: Ingestion
+    long: LongRecording
+    replay: list[ReplayRun]
+    profile: dict[str, float]
+    chromium: str
+    settings: dict[str, str]
+    loadavg: str
+
+
+def run_bench(url: str, config: Config, postgres_pid: int | None = None, log=print) -> Result:
+    """Everything but starting the cluster (the smoke test brings its own)."""
+    began = time.monotonic()
+    outer = log
+
+    def log(message: str) -> None:
+        outer(f"[{time.monotonic() - began:5.1f} s] {message}")
+
+    from conftest import new_account
+    from hindsight.migrate import migrate
+
+    ensure_tracker_built()
+    from test_replay_dom_browser import ensure_dashboard_built
+
+    ensure_dashboard_built()
+    migrate(url)
+    loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    settings = bench_ingest.server_settings(url)
+    api = ApiServer(url, workers=config.workers).start()
+    try:
+        account = new_account(url, "localhost")
+        with chromium() as browser:
+            version = browser.version
+            rec = record_visit(browser, api, url, account, config, log)
+            log(f"recorded {rec.minutes:.2f} min: {len(rec.segments)} segments, {rec.json_bytes:,} B JSON, "
+                f"{rec.wire_bytes:,} B sent, {rec.stored_bytes:,} B stored")
+            origin = "http://localhost"
+            headers = {"Authorization": f"Bearer {site_token(api.port, account, origin)}", "Origin": origin}
+            ingestion = measure_ingestion(api, url, account, headers, origin, rec, config, postgres_pid, log)
+            profile, stored = profile_in_process(url, headers, origin, rec, 2 if config.quick else 5)
+            ingestion.expected.update(stored)
+            log(f"in process: {profile['request']:.1f} ms per segment")
+            long = build_long_recording(api, headers, rec, config.replay_minutes, log)
+            replay, _ = measure_replay(browser, api, url, account, long, config, log)
+    finally:
+        api.stop()
+    return Result(config, rec, ingestion, long, replay, profile, version, settings, loadavg)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def kb(n: float) -> str:
+    return f"{n / 1024:,.1f} KB"
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
+def render(result: Result, command: str) -> str:
+    c, rec, ing, long = result.config, result.recorded, result.ingestion, result.long
+    st = result.settings
+    per_min = rec.minutes
+    whole = rec.whole_gzip()
+    first = statistics.median(r.first_ms for r in result.replay)
+    seek = statistics.median(r.seek_ms for r in result.replay)
+    api_rate = statistics.median(r.rate for r in ing.api)
+    copy_rate = statistics.median(r.rate for r in ing.copy)
+    api_mid = sorted(ing.api, key=lambda r: r.rate)[len(ing.api) // 2]
+    copy_mid = sorted(ing.copy, key=lambda r: r.rate)[len(ing.copy) // 2]
+    latencies = [x for r in ing.api for x in r.latencies_ms]
+    json_encoded = sum(1 for s in rec.segments if s.encoding == "json")
+    phases = {k: statistics.median(r.phases[k] for r in result.replay) for k in result.replay[0].phases}
+    seek_fetch = statistics.median(r.seek_fetch_ms for r in result.replay)
+    seek_segments = statistics.median(r.seek_segments for r in result.replay)
+    seek_bytes = statistics.median(r.seek_bytes for r in result.replay)
+    cores = os.cpu_count() or 1
+    lines = [
+        "## DOM recording: bytes per minute, ingestion, replay",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: {bench_common.machine(python=True)}; load average when the run started: {result.loadavg} "
+        "(a shared machine: other engineers' tests ran meanwhile)",
+        f"- Database: PostgreSQL {st.get('server_version')}, TimescaleDB {st.get('timescaledb')}, a throw-away "
+        f"cluster started by the bench, fsync={st.get('fsync')}, synchronous_commit={st.get('synchronous_commit')}; "
+        f"API: `hindsight serve --workers {c.workers}` on 127.0.0.1 (rate limit off); browser: Debian's headless "
+        f"Chromium {result.chromium} through Playwright; tracker.js with its defaults (DOM recording on, every "
+        "field masked).",
+        "",
+        "### Bytes per recorded minute",
+        "",
+        f"A scripted visit of the demo site (tracker/demo) for {rec.visit_seconds / 60:.1f} minutes of wall clock, "
+        f"{rec.rounds} round(s) of: the sign-up page (mouse moves, three fields typed, a scroll down and back, "
+        "2.5 s idle), the single-page app (four route changes, a field typed, a hash link, 3 s idle), the "
+        "checkout (three list items added, the coupon modal opened, typed into, closed, the shipping route, two "
+        "fields typed, 3 s idle), the to-do app (five items typed and added with Enter, two ticked, three filters, "
+        "a masked field typed, 4 s idle); then the tab is closed. tracker.js recorded "
+        f"**{rec.minutes:.2f} minutes** (first to last rrweb event) in {len(rec.segments)} segments, "
+        f"{rec.page_loads} of them starting with a full snapshot (one per page load).",
+        "",
+        "| | total | per recorded minute | ÷ plain gzip |",
+        "|---|---|---|---|",
+        f"| rrweb events, JSON | {kb(rec.json_bytes)} | **{kb(rec.json_bytes / per_min)}** | "
+        f"{rec.json_bytes / rec.stored_bytes:.2f} |",
+        f"| on the wire, as sent (first upload of each segment: gzip from CompressionStream, but "
+        f"{json_encoded} of the {len(rec.segments)} went as plain JSON: those cut as a page went away, "
+        "which tracker.js sends at once, unzipped) | "
+        f"{kb(rec.wire_bytes)} | **{kb(rec.wire_bytes / per_min)}** | {rec.wire_bytes / rec.stored_bytes:.2f} |",
+        f"| on the wire, every upload ({rec.uploads} for {len(rec.segments)} segments: what tracker.js beacons as "
+        "a page goes away stays in its outbox and is sent again by the next page load, since a beacon's "
+        "fate is unknown; the server stores it once) | "
+        f"{kb(rec.wire_bytes_all)} | {kb(rec.wire_bytes_all / per_min)} | "
+        f"{rec.wire_bytes_all / rec.stored_bytes:.2f} |",
+        f"| stored: the segments' `data` (gzip as sent; a plain-JSON upload gzipped by the API, level 6) = "
+        f"plain gzip | {kb(rec.stored_bytes)} | **{kb(rec.stored_bytes / per_min)}** | 1.00 |",
+        f"| stored on disk: `hypertable_size('recording_segments')` (rows, TOAST, primary key; 8 KB pages) "
+        f"| {kb(rec.table_bytes)} | {kb(rec.table_bytes / per_min)} | {rec.table_bytes / rec.stored_bytes:.2f} |",
+        f"| for comparison: the whole recording's JSON gzipped as one stream (level 6) | {kb(whole)} | "
+        f"{kb(whole / per_min)} | {whole / rec.stored_bytes:.2f} |",
+        "",
+        f"Target (issue 11): stored ≤ {STORED_TARGET:.0%} of plain gzip: **{met(rec.stored_bytes <= STORED_TARGET * rec.stored_bytes)}**. "
+        "Storage de-duplication of repeated strings (stylesheets, markup repeated across full snapshots, "
+        "shared between segments and sessions) is **not built yet**: each segment is stored as the gzip "
+        "the browser made, so stored = plain gzip (100%), plus the table's overhead. The last row shows "
+        "how much of the gap context across segments alone would close.",
+        "",
+        "### Ingestion: POST /api/v1/track/recording against a raw COPY",
+        "",
+        f"Each round: {c.sessions} new sessions, each sent the {len(rec.segments)} recorded segments (bodies "
+        f"as sent, in order: {kb(rec.wire_bytes)} per session, {kb(rec.json_bytes)} of JSON once "
+        f"decompressed) by {c.clients} concurrent keep-alive clients (threads with http.client; a session's "
+        "segments go in order through one client; a 201 is a committed segment, each its own transaction); "
+        f"the reference, just before, is `psql \\copy` of the same rows (what the API stores: the gzip bytes, "
+        f"times, counts) for {c.sessions} twin sessions into the same `recording_segments` hypertable, one "
+        f"transaction, timed between two server-side `clock_timestamp()` calls. {c.rounds} round(s) after "
+        f"a warm-up; the median round's ratio is the headline (as bench/ingest.py does).",
+        "",
+        "| | value |",
+        "|---|---|",
+        f"| **ratio API / COPY** (segments/s, median of the rounds) | **{ing.ratio:.3f}** "
+        f"(rounds: {', '.join(f'{r:.3f}' for r in ing.ratios)}) |",
+        f"| API, median round | **{api_rate:,.0f} segments/s**, {api_mid.wire_bytes / api_mid.seconds / MB:.2f} MB/s "
+        f"compressed (as sent), {api_mid.json_bytes / api_mid.seconds / MB:.2f} MB/s decompressed |",
+        f"| COPY, median round | **{copy_rate:,.0f} rows/s**, {copy_mid.wire_bytes / copy_mid.seconds / MB:.2f} MB/s "
+        f"of gzip, {copy_mid.json_bytes / copy_mid.seconds / MB:.2f} MB/s of the JSON it stands for |",
+        f"| request latency, all rounds | p50 {bench_ingest.percentile(latencies, 50):.1f} ms, "
+        f"p99 {bench_ingest.percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms |",
+        f"| CPU per segment, API (gunicorn + PostgreSQL, median round) | "
+        f"{(api_mid.cpu.api + api_mid.cpu.postgres) / api_mid.segments * 1000:.2f} ms, of which gunicorn "
+        f"{api_mid.cpu.api / api_mid.segments * 1000:.2f} ms |",
+        f"| CPU per row, COPY (PostgreSQL, median round) | {copy_mid.cpu.postgres / copy_mid.segments * 1000:.3f} ms |",
+        f"| ratio's upper bound from CPU cost: ({cores} cores / API CPU per segment) / (1 core / COPY CPU per "
+        f"row) | {bench_ingest._bound(cores * copy_mid.cpu.postgres / copy_mid.segments, (api_mid.cpu.api + api_mid.cpu.postgres) / api_mid.segments)} "
+        "(the API with every core to itself, no client) |",
+        "",
+        "Every round (CPU seconds; `others` is what other processes on the machine used meanwhile):",
+        "",
+        "| round | COPY rows/s | CPU: PostgreSQL, psql, others | API segments/s | ratio | p50 / p99 ms "
+        "| CPU: gunicorn, PostgreSQL, client, others (of core-seconds) |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {i} | {cr.rate:,.0f} | {cr.cpu.postgres:.2f}, {cr.cpu.client:.2f}, {cr.cpu.others:.2f} | "
+          f"{ar.rate:,.0f} | {ratio:.3f} | {bench_ingest.percentile(ar.latencies_ms, 50):.0f} / "
+          f"{bench_ingest.percentile(ar.latencies_ms, 99):.0f} | {ar.cpu.api:.2f}, {ar.cpu.postgres:.2f}, "
+          f"{ar.cpu.client:.2f}, {ar.cpu.others:.2f} (of {ar.seconds * cores:.2f}) |"
+          for i, (cr, ar, ratio) in enumerate(zip(ing.copy, ing.api, ing.ratios, strict=True), 1)],
+        "",
+        "What a segment costs the API that a COPY does not pay: two pool checkouts (the first for the "
+        "token, session and Origin checks, one query, and the re-send check, two; the second for the "
+        "INSERT in its own transaction), each checkout with its connection check (an empty query, "
+        "HINDSIGHT_POOL_CHECK): eight round trips to PostgreSQL and a durable commit per segment, where "
+        "the COPY commits once; and inflating the gzip (or gzipping a plain-JSON upload) and parsing the "
+        "JSON to check every event (type, timestamp window). The segment's bytes are stored as they come: "
+        "the COPY moves the same bytes.",
+        "",
+        "Where a segment's time goes: the app in one process (falcon.testing: no HTTP, no concurrency), "
+        f"the recorded segments posted for {2 if c.quick else 5} more sessions, the functions the request goes through "
+        "wrapped with timers (database phases include the round trip), mean ms per segment:",
+        "",
+        "| phase | ms per segment |",
+        "|---|---|",
+        *[f"| {name} | {ms:.2f} |" for name, ms in result.profile.items() if name != "request"],
+        f"| **request** | **{result.profile['request']:.2f}** |",
+        "",
+        f"### Replay: first frame and seek to the end of a {c.replay_minutes:.0f}-minute recording",
+        "",
+        f"The recording: the visit above repeated with shifted timestamps ({long.repeats} copies, the last "
+        f"one cut after its first segment that ends past {c.replay_minutes:.0f} minutes), "
+        f"**{long.minutes:.1f} minutes**, {long.segments} segments (cut where tracker.js cut them, re-gzipped "
+        f"at level 6), {long.events:,} rrweb events, {kb(long.stored_bytes)} stored ({kb(long.json_bytes)} of "
+        f"JSON), {long.seek_points} full snapshots (each page load starts with one, as tracker.js records; "
+        "none of these pages lived the 5 minutes after which tracker.js takes another), and the visit's "
+        f"{long.tracker_events:,} tracker events (its batches repeated alike); all stored through the API. "
+        f"The last full snapshot is {long.last_seek_ms / 1000:.0f} s before the end.",
+        f"Measured: {len(result.replay)} runs after an unmeasured one, each in a fresh browser context "
+        "(logged in through the form; nothing cached), medians. The player is watched every animation "
+        "frame from inside its sandboxed document (a Playwright init script).",
+        "",
+        "| | median | runs | target |",
+        "|---|---|---|---|",
+        f"| **first frame**: navigation start → the first animation frame at which rrweb's iframe in the "
+        f"player holds the rebuilt page (a body with elements) | **{first:.0f} ms** | "
+        f"{', '.join(f'{r.first_ms:.0f}' for r in result.replay)} | < {FIRST_FRAME_TARGET_MS:.0f} ms: "
+        f"**{met(first < FIRST_FRAME_TARGET_MS)}** |",
+        f"| **seek to the end**: the End key's keydown → the first animation frame at which the rebuilt "
+        "page is the recording's last state (title, element count and markup length as shown once the "
+        f"seek has settled) | **{seek:.0f} ms** | {', '.join(f'{r.seek_ms:.0f}' for r in result.replay)} | "
+        f"< {SEEK_TARGET_MS:.0f} ms: **{met(seek < SEEK_TARGET_MS)}** |",
+        "",
+        "Where the first frame's time goes (median ms after navigation start, each part done): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in sorted(phases.items(), key=lambda kv: kv[1]))
+        + f", first frame {first:.0f}. Long tasks (> 50 ms) on the replay page's main thread before the "
+        f"first frame: {statistics.median(r.long_ms for r in result.replay):.0f} ms in "
+        f"{statistics.median(r.long_count for r in result.replay):.0f} task(s) (median). The seek fetched {seek_segments:.0f} segment(s) "
+        f"({kb(seek_bytes)} gzip) in {seek_fetch:.0f} ms after the keydown; the rest "
+        f"({max(0.0, seek - seek_fetch):.0f} ms) is rrweb rebuilding the last seek point's full snapshot in a "
+        "new Replayer and applying the events after it.",
+        "",
+        f"Reading it: the page's own part is in at {phases['session JSON']:.0f} ms (HTML, replay.js, then the "
+        "session's JSON and the recording's index, fetched in parallel). The player starts only then: replay.js "
+        "creates its iframe once both answers are in, and the player's start is a chain — /dashboard/player, "
+        f"replay_sandbox.js, the data: document, rrweb-replay.js ({kb(REPLAYER_JS.stat().st_size)}, which the "
+        "static route serves uncompressed) — whose scripts run at "
+        f"{phases[RUN]:.0f} ms. Meanwhile the main thread, which the player's document shares, builds the "
+        "event list (the long tasks above: replay.js adds the first 500 events, then pages of 2,000, to the "
+        "list), and the first window's segments are fetched only after that (done at "
+        f"{phases[WINDOW]:.0f} ms). rrweb's first frame follows {first - max(phases[RUN], phases[WINDOW]):.0f} ms "
+        f"after the later of the two. {'Target met.' if first < FIRST_FRAME_TARGET_MS else 'To reach the target: start the player with the page, not after the JSON; fetch the first window with the session JSON; build the event list after the first frame (or in slices); serve rrweb-replay.js compressed and cacheable.'} "
+        f"The seek to the end is cheap here because the last full snapshot is {long.last_seek_ms / 1000:.0f} s "
+        "before the end (the visit's last page load); a seek into a page that had lived longer replays more "
+        "incremental events (at most 5 minutes' worth: tracker.js's periodic full snapshot), not measured here.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: short everything, no doc")
+    parser.add_argument("--minutes", type=float, help="the scripted visit's minutes (default 2)")
+    parser.add_argument("--sessions", type=int, help="sessions per ingestion round (default 40)")
+    parser.add_argument("--rounds", type=int, help="ingestion rounds (default 3)")
+    parser.add_argument("--runs", type=int, help="measured replay runs (default 5)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"where to write (default {DOC.relative_to(ROOT)}; --quick writes nothing unless given)")
+    args = parser.parse_args(argv)
+    config = Config.quick_config() if args.quick else Config()
+    for name, attr in (("minutes", "minutes"), ("sessions", "sessions"), ("rounds", "rounds"),
+                       ("runs", "replay_runs")):
+        if getattr(args, name) is not None:
+            setattr(config, attr, getattr(args, name))
+    output = args.output if args.output else (None if args.quick else DOC)
+    cluster = bench_common.start_cluster(durable=True)
+    try:
+        url = cluster.url()
+        result = run_bench(url, config, postgres_pid=cluster.child_process.pid)
+        problems = verify(url, result.ingestion.expected)
+        if problems:
+            print(f"{len(problems)} problem(s) after the run, e.g. {problems[0]}")
+            return 1
+        print(f"all {sum(result.ingestion.expected.values()):,} segments sent are stored, once")
+    finally:
+        cluster.stop()
+    command = ".venv/bin/python bench/recording.py" + (" " + " ".join(argv if argv is not None
+                                                                      else sys.argv[1:])).rstrip()
+    section = render(result, command.strip())
+    print(section)
+    if output:
+        write_section(output, SECTION, section)
+        print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
