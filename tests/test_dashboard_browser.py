@@ -10,6 +10,7 @@ in test-artifacts/ (git-ignored) for a person to look at.
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -19,7 +20,7 @@ from PIL import Image
 
 from browser import ApiServer, chromium, ensure_tracker_built
 from conftest import new_account
-from harness import wait_for
+from harness import http_call, wait_for
 from hindsight.demo import DemoSite
 
 pytestmark = pytest.mark.slow
@@ -244,6 +245,44 @@ def test_a_long_session_plays_while_the_rest_of_its_events_load(recorded, dashbo
     assert page.locator("#event-list li").count() == 1200
     page.keyboard.press("End")
     assert page.locator("#event-list li.current").get_attribute("data-index") == "1199"
+    assert errors == [], errors
+
+
+def test_events_and_paths_pages(recorded, dashboard):
+    """The custom events page (names, a property's values, a rate between two events) and
+    the paths view, in Chromium under the dashboard's CSP, with events a server sent."""
+    page, errors = dashboard
+    base, account = recorded["api"].url, recorded["account"]
+    when = datetime.now(UTC) - timedelta(minutes=5)
+    events = [{"event_type": kind, "occurred_at": (when + timedelta(seconds=i)).isoformat(),
+               "session_id": f"server-{i % 3}", "visitor_id": f"v{i % 3}", "page_url": "http://localhost/post/1",
+               "properties": {"mapping_id": 456 if i % 2 else 789}}
+              for i, kind in enumerate(["widget_impression"] * 6 + ["widget_click"] * 2)]
+    status, _, answer = http_call(recorded["api"].port, "POST", "/api/v1/events", {"events": events},
+                                  headers={"Authorization": f"Bearer {account['api_key']}"})
+    assert status == 200 and answer["accepted"] == 8, answer
+    page.goto(f"{base}/dashboard/events?range=24h")
+    names = page.locator("#event-names").inner_text()
+    assert "widget_impression" in names and "widget_click" in names
+    page.click("#event-names a:has-text('widget_impression')")
+    page.fill("#event-detail input[name=property]", "mapping_id")
+    page.click("#event-detail button[type=submit]")
+    page.wait_for_url("**property=mapping_id**")
+    values = page.locator("#property-values").inner_text()
+    assert "456" in values and "789" in values
+    page.fill("#rate-form input[name=numerator]", "widget_click")
+    page.fill("#rate-form input[name=denominator]", "widget_impression")
+    page.fill("#rate-form input[name=rate_property]", "mapping_id")
+    page.click("#rate-form button[type=submit]")
+    page.wait_for_url("**numerator=widget_click**")
+    assert "456" in page.locator("#rates").inner_text()
+    snap(page, "events")
+    page.goto(f"{base}/dashboard/paths?range=24h")
+    page.fill("input[name=page]", "/")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**page=%2F**")
+    assert page.locator("h1").inner_text() == "Paths"
+    snap(page, "paths")
     assert errors == [], errors
 
 

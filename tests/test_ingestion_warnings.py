@@ -107,9 +107,20 @@ def test_refused_writes_become_the_accounts_warnings(rig, db_url):
     scheduler.run_now("observe.flush")
     assert warnings_of(client, a)[(400, "invalid_fields")]["count"] == 4
 
-    # The account page shows them.
+    # The account page shows them, and the live page those of the last hour.
     page = account_page(client, db_url, a)
     assert "token_expired" in page and "host_disabled" in page and "events.*.event_type" in page
+    analyst = logged_in(client, db_url, a["account_id"])
+    live = analyst.get("/dashboard/live")
+    assert live.status_code == 200 and 'id="live-warnings"' in live.text and "token_expired" in live.text
+    twin = analyst.get("/dashboard/live", format="json").json
+    assert {(w["status"], w["reason"]) for w in twin["warnings"]} == set(warnings_of(client, a))
+    # ... and the refused writes of the last 10 minutes in the rate, per 10 seconds.
+    refused = sum(b["rejected"] for b in twin["rate"]["series"])
+    assert refused == sum(w["count"] for w in warnings_of(client, a).values()), twin["rate"]
+    assert 'class="refused"' in live.text and 'id="rate-refused"' in live.text
+    other = logged_in(client, db_url, b["account_id"]).get("/dashboard/live")
+    assert "live-warnings-none" in other.text and "token_expired" not in other.text
 
 
 def account_page(client, db_url, site) -> str:

@@ -420,7 +420,11 @@ def test_options_turn_recording_off_and_masking_down_but_never_for_secrets(db_ur
         page.reload()
         wait_for_chunk(page)
         page.wait_for_timeout(2500)  # the second page view settles: no screenshot is wanted
-        assert len(wire.posts("/api/v1/track/screenshot")) == 1
+        # One picture: an upload the reload cut short before its answer is sent again by the
+        # outbox (the server stores it once), so count distinct screenshots, not requests.
+        taken = {(json.loads(r["body"])["session_id"], json.loads(r["body"])["timestamp"])
+                 for r in wire.posts("/api/v1/track/screenshot")}
+        assert len(taken) == 1, taken
         assert wire.to("/tracker/record.")
         context.close()
 

@@ -205,7 +205,7 @@
 
   function countRate(at, counts) {
     var b = bucketOf(Date.parse(at));
-    var cur = S.rate.get(b) || { events: 0, batches: 0 };
+    var cur = S.rate.get(b) || { events: 0, batches: 0, rejected: 0 };
     cur.events += counts.events;
     cur.batches += counts.batches;
     S.rate.set(b, cur);
@@ -213,11 +213,11 @@
 
   function renderRate() {
     var end = bucketOf(serverNow());
-    var n = RATE_SECONDS / BUCKET, series = [], peak = 0, events = 0, batches = 0;
+    var n = RATE_SECONDS / BUCKET, series = [], peak = 0, events = 0, batches = 0, rejected = 0;
     for (var i = n - 1; i >= 0; i--) {
-      var b = end - i * BUCKET, v = S.rate.get(b) || { events: 0, batches: 0 };
+      var b = end - i * BUCKET, v = S.rate.get(b) || { events: 0, batches: 0, rejected: 0 };
       series.push([b, v]);
-      peak = Math.max(peak, v.events);
+      peak = Math.max(peak, v.events, v.rejected || 0);
     }
     S.rate.forEach(function (v, b) { if (b < end - RATE_SECONDS) S.rate.delete(b); });
     chart.textContent = '';
@@ -232,13 +232,26 @@
       t.textContent = new Date(s[0] * 1000).toISOString().slice(11, 19) + ': ' + s[1].events + ' events, ' + s[1].batches + ' batches';
       r.appendChild(t);
       chart.appendChild(r);
+      if (s[1].rejected) {  // refused writes: a thin red bar in the same bucket
+        var q = document.createElementNS(SVG, 'rect'), hq = 108 * s[1].rejected / peak;
+        q.setAttribute('class', 'refused');
+        q.setAttribute('x', i * 10 + 3);
+        q.setAttribute('y', 110 - hq);
+        q.setAttribute('width', 4);
+        q.setAttribute('height', hq);
+        var tq = document.createElementNS(SVG, 'title');
+        tq.textContent = s[1].rejected + ' refused writes';
+        q.appendChild(tq);
+        chart.appendChild(q);
+      }
     });
     // The last full bucket's rate.
     var last = series[series.length - 2][1];
-    series.forEach(function (s) { events += s[1].events; batches += s[1].batches; });
+    series.forEach(function (s) { events += s[1].events; batches += s[1].batches; rejected += s[1].rejected || 0; });
     rateNow.textContent = (last.events / BUCKET).toFixed(1) + ' events/s, ' + (last.batches / BUCKET).toFixed(2) +
       ' batches/s now · ' + (events / RATE_SECONDS).toFixed(1) + ' events/s, ' +
-      (batches / RATE_SECONDS).toFixed(2) + ' batches/s over 10 minutes';
+      (batches / RATE_SECONDS).toFixed(2) + ' batches/s, ' + (rejected / RATE_SECONDS).toFixed(2) +
+      ' refused/s over 10 minutes';
   }
 
   // ------------------------------------------------------------------ snapshot and stream
@@ -253,7 +266,7 @@
     S.pending = [];
     S.rate = new Map();
     snap.rate.series.forEach(function (b) {
-      S.rate.set(bucketOf(Date.parse(b.bucket)), { events: b.events, batches: b.batches });
+      S.rate.set(bucketOf(Date.parse(b.bucket)), { events: b.events, batches: b.batches, rejected: b.rejected });
     });
     renderEvents();
     renderVisitors();
@@ -296,5 +309,22 @@
   pauseBtn.addEventListener('click', togglePause);
   [fType, fHost, fSession].forEach(function (input) { input.addEventListener('input', renderEvents); });
   setInterval(function () { renderVisitors(); renderRate(); }, 5000);
+  // Refused writes are not in the stream (they are counted per process and written every
+  // 2 s): their buckets are read again from the snapshot every 30 s.
+  setInterval(function () {
+    if (S.paused) return;
+    fetch(root.dataset.src, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (snap) {
+        if (!snap) return;
+        snap.rate.series.forEach(function (b) {
+          var key = bucketOf(Date.parse(b.bucket)), cur = S.rate.get(key);
+          if (cur) cur.rejected = b.rejected;
+          else if (b.rejected) S.rate.set(key, { events: 0, batches: 0, rejected: b.rejected });
+        });
+        renderRate();
+      })
+      .catch(function () { /* the next round tries again */ });
+  }, 30000);
   load();
 })();

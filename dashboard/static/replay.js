@@ -612,16 +612,22 @@
 
   // The session (first) and its recording's index: no recording (or none readable) means the
   // screenshot replay.
-  var recording = getJson(root.dataset.recording).catch(function () { return { segments: [] }; });
+  // The player (rrweb's replayer, a large script) starts loading as soon as the index says
+  // there is a recording, while the session and its events are still on their way.
+  var recording = getJson(root.dataset.recording)
+    .then(function (answer) { return answer.segments || []; }, function () { return []; })
+    .then(function (segments) {
+      if (segments.length) domStart(segments, root.dataset.player);
+      return segments;
+    });
   Promise.all([getJson(root.dataset.src), recording])
     .then(function (answers) {
-      var data = answers[0], segments = answers[1].segments || [];
+      var data = answers[0], segments = answers[1];
       S.session = data.session;
       var first = data.events.length ? ts(data.events[0].timestamp) : Infinity;
       var firstSegment = segments.length ? ts(segments[0].started_at) : Infinity;
       S.t0 = Math.min(ts(data.session.started_at), first, firstSegment);
-      if (segments.length) domStart(segments, root.dataset.player);
-      else root.dataset.mode = 'screenshots';
+      if (!segments.length) root.dataset.mode = 'screenshots';
       S.shots = data.screenshots.map(function (s) { s.t = ts(s.timestamp) - S.t0; return s; });
       S.markers = data.markers.map(function (m) { m.t = ts(m.timestamp) - S.t0; return m; });
       var lastMarker = S.markers.length ? S.markers[S.markers.length - 1].t : 0;

@@ -19,6 +19,7 @@ PRUNE_SECONDS = 600.0
 WARNINGS_KEPT = timedelta(days=7)
 WARNINGS_PER_ACCOUNT = 100
 TRACES_KEPT = timedelta(hours=6)
+REJECTIONS_KEPT = timedelta(days=1)  # refused writes per 10 s (the live page draws 10 minutes)
 
 
 def _utc_now() -> datetime:
@@ -46,7 +47,8 @@ class Observer:
         with pool.connection() as conn, conn.transaction():
             warnings = queries.prune_warnings(conn, now - WARNINGS_KEPT, WARNINGS_PER_ACCOUNT)
             traces = queries.prune_traces(conn, now - TRACES_KEPT)
-        return {"warnings": warnings, "traces": traces}
+            rejections = queries.prune_rejections(conn, now - REJECTIONS_KEPT)
+        return {"warnings": warnings, "traces": traces, "rejections": rejections}
 
     def install(self, scheduler: Scheduler, pool: Pool) -> None:
         scheduler.every("observe.flush", FLUSH_SECONDS, lambda: self.flush(pool))

@@ -70,6 +70,17 @@ def field_names(fields: dict[str, Any], limit: int = 20) -> list[str]:
     return sorted(n for n in names if n)[:limit]
 
 
+def rejection_rows(groups: dict[tuple, _Group]) -> list[dict[str, Any]]:
+    """A flush's refusals per account, in the 10-second bucket of its latest one (a flush
+    covers 2 s, so a count lands at most one bucket late)."""
+    step = queries.REJECTION_BUCKET_SECONDS
+    counts: dict[tuple, int] = {}
+    for (account, _status, _reason), g in groups.items():
+        bucket = datetime.fromtimestamp(g.last_seen.timestamp() // step * step, tz=g.last_seen.tzinfo)
+        counts[(account, bucket)] = counts.get((account, bucket), 0) + g.count
+    return [{"account_id": str(a), "bucket": b.isoformat(), "rejected": n} for (a, b), n in counts.items()]
+
+
 @dataclass
 class _Group:
     count: int
@@ -135,6 +146,7 @@ class WarningBuffer:
                          "sample": g.sample} for (a, s, r), g in merged.items()]
                 if rows:
                     queries.upsert_warnings(conn, rows)
+                    queries.add_rejections(conn, rejection_rows(merged))
         except Exception:
             with self._lock:  # the database is down: keep them for the next flush, within bounds
                 for key, g in groups.items():

@@ -55,6 +55,23 @@ ON CONFLICT (account_id, status, reason) DO UPDATE SET
     sample = CASE WHEN excluded.last_seen >= w.last_seen THEN excluded.sample ELSE w.sample END
 """
 
+# Refused writes per account and 10 seconds (migration 0027), added up across processes.
+REJECTION_BUCKET_SECONDS = 10
+ADD_REJECTIONS = """
+INSERT INTO ingestion_rejections AS x (account_id, bucket, rejected)
+SELECT r.account_id, r.bucket, r.rejected
+FROM jsonb_to_recordset(%s::jsonb) AS r(account_id uuid, bucket timestamptz, rejected bigint)
+WHERE EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = r.account_id)
+ON CONFLICT (account_id, bucket) DO UPDATE SET rejected = x.rejected + excluded.rejected
+"""
+
+REJECTIONS = """
+SELECT bucket, rejected FROM ingestion_rejections
+WHERE account_id = %(account_id)s AND bucket >= %(since)s ORDER BY bucket
+"""
+
+PRUNE_REJECTIONS = "DELETE FROM ingestion_rejections WHERE bucket < %(before)s"
+
 LIST_WARNINGS = """
 SELECT status, reason, count, first_seen, last_seen, sample
 FROM ingestion_warnings WHERE account_id = %(account_id)s AND last_seen >= %(since)s
@@ -78,6 +95,18 @@ def token_accounts(conn: Conn, tokens: list) -> dict:
 
 def upsert_warnings(conn: Conn, rows: list[dict[str, Any]]) -> None:
     conn.execute(UPSERT_WARNINGS, (dumps(rows),))
+
+
+def add_rejections(conn: Conn, rows: list[dict[str, Any]]) -> None:
+    conn.execute(ADD_REJECTIONS, (dumps(rows),))
+
+
+def rejections(conn: Conn, account_id: Any, since: Any) -> list[dict[str, Any]]:
+    return conn.execute(REJECTIONS, {"account_id": account_id, "since": since}).fetchall()
+
+
+def prune_rejections(conn: Conn, before: Any) -> int:
+    return conn.execute(PRUNE_REJECTIONS, {"before": before}).rowcount
 
 
 def list_warnings(conn: Conn, account_id: Any, since: Any, limit: int = 100) -> list[dict[str, Any]]:
