@@ -105,15 +105,22 @@ def test_export_then_erase_a_user_then_a_session_by_the_cli(world, monkeypatch, 
     assert len(doc["events"]) == 8 and len(doc["screenshots"]) == 3 and len(doc["journeys"]) == 1
     assert doc["recording_segments"][0]["events"] == [{"type": 2, "data": {"secret": "typed text"}}]
 
+    with connect(url) as conn:  # a batch of P's in the pipeline view's traces
+        conn.execute("INSERT INTO pipeline_traces (request_id, account_id, session_id, path, status, received_at, "
+                     "duration_ms) VALUES ('req-p', %s, %s, '/api/v1/track', 201, now(), 1)",
+                     (account_id, people["P"][0]))
+        conn.commit()
     erased = post(world, "/api/v1/admin/erase", {"user_id": "u-42"})
     assert erased.status_code == 200, erased.json
     rows = erased.json["rows"]
     assert rows["sessions"] == 2 and rows["events"] == 8 and rows["screenshots"] == 3
     assert rows["screenshot_images"] == 1          # the shared image stays: Q's screenshot uses it
     assert rows["recording_segments"] == 1 and rows["journeys"] == 1 and rows["stack_pending"] >= 1
+    assert rows["pipeline_traces"] == 1
     assert "events_daily" in erased.json["rollups"] and "sessions_daily" in erased.json["rollups"]
     with connect(url) as conn:
-        for table in ("sessions", "events", "screenshots", "recording_segments", "journeys", "stack_pending"):
+        for table in ("sessions", "events", "screenshots", "recording_segments", "journeys", "stack_pending",
+                      "pipeline_traces"):
             left = conn.execute(sql.SQL("SELECT count(*) AS n FROM {} WHERE session_id = ANY(%s)").format(
                 sql.Identifier(table)), (people["P"],)).fetchone()["n"]
             assert left == 0, table

@@ -136,6 +136,9 @@ def erase(conn: Conn, account_id: uuid.UUID, sessions: list[dict],
         "DELETE FROM journey_steps WHERE journey_id IN (SELECT journey_id FROM journeys WHERE session_id = ANY(%s))",
         (ids,)).rowcount
     counts["journeys"] = conn.execute("DELETE FROM journeys WHERE session_id = ANY(%s)", (ids,)).rowcount
+    # The pipeline view's traces name sessions (kept 6 hours; hindsight.observe.traces).
+    counts["pipeline_traces"] = conn.execute(
+        "DELETE FROM pipeline_traces WHERE account_id = %s AND session_id = ANY(%s)", (account_id, ids)).rowcount
     counts["heatmap_cache"] = conn.execute(
         "DELETE FROM dashboard_heatmap_cache WHERE account_id = %s", (account_id,)).rowcount
     counts["sessions"] = conn.execute(
