@@ -121,9 +121,16 @@ def test_metrics_count_the_load_of_every_worker(server, db_url):
     assert delta("hindsight_http_request_body_bytes_total", route=route) > 13 * 25 * 50
     # Both workers' samples are in the scrape: the multiprocess files of two processes.
     # (The pool gauges add up over the live workers: at least one connection each.)
-    wait_for(lambda: value(scrape(port), "hindsight_pool_connections") >= 2, what="both workers' pools")
-    assert value(after, "hindsight_pool_connections_max") == 2 * 8
-    assert value(after, "hindsight_pool_requests_waiting") >= 0
+    # (Each worker samples its pool every 5 s and when it answers a scrape: a worker that
+    # has not sampled yet is not in the sum, so wait for a scrape that has both.)
+    def both_pools():
+        families = scrape(port)
+        both = (value(families, "hindsight_pool_connections") >= 2
+                and value(families, "hindsight_pool_connections_max") == 2 * 8)
+        return families if both else None
+
+    pools = wait_for(both_pools, what="both workers' pools (2 x HINDSIGHT_POOL_MAX 8)")
+    assert value(pools, "hindsight_pool_requests_waiting") >= 0
     # Scheduler tasks run in every worker; the database's values are read at scrape time.
     assert value(after, "hindsight_scheduler_task_runs_total", task="stacks.flush_due") > 0
     assert value(after, "hindsight_scheduler_task_last_success_timestamp_seconds", task="stacks.flush_due") > 0

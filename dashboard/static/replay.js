@@ -43,6 +43,7 @@
 
   function addEvents(rows) {
     var prev = S.after.length ? S.after[S.after.length - 1] : { page: S.session.page_url, sy: 0, sx: 0, mx: null, my: null };
+    var items = document.createDocumentFragment();
     for (var i = 0; i < rows.length; i++) {
       var e = rows[i];
       e.t = ts(e.timestamp) - S.t0;
@@ -59,8 +60,9 @@
       S.events.push(e);
       S.after.push(st);
       prev = st;
-      list.appendChild(eventItem(e, S.events.length - 1));
+      items.appendChild(eventItem(e, S.events.length - 1));
     }
+    list.appendChild(items);  // one insertion for the whole page of events
     root.dataset.loaded = S.events.length;
     var lastT = S.events.length ? S.events[S.events.length - 1].t : 0;
     if (lastT > S.duration) setDuration(lastT);
@@ -359,6 +361,8 @@
   }
 
   function fetchSegment(i) {
+    var early = D.prefetched && D.prefetched[i];
+    if (early) { delete D.prefetched[i]; return early; }
     return fetch(D.segs[i].url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
       .then(function (r) { if (!r.ok) throw new Error('segment ' + D.segs[i].n + ': ' + r.status); return r.json(); });
   }
@@ -617,7 +621,18 @@
   var recording = getJson(root.dataset.recording)
     .then(function (answer) { return answer.segments || []; }, function () { return []; })
     .then(function (segments) {
-      if (segments.length) domStart(segments, root.dataset.player);
+      if (segments.length) {
+        domStart(segments, root.dataset.player);
+        // Without a deep link the first frame is the recording's start: fetch the segments
+        // it needs (as domShow would) while the session's events are still on their way.
+        if (fromHash() == null) {
+          D.prefetched = {};
+          for (var i = 0; i <= Math.min(segments.length - 1, 1); i++) {
+            D.prefetched[i] = fetchSegment(i);
+            D.prefetched[i].catch(function () { /* reported by whoever uses it */ });
+          }
+        }
+      }
       return segments;
     });
   Promise.all([getJson(root.dataset.src), recording])
