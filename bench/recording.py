@@ -1041,15 +1041,16 @@ def render(result: Result, command: str) -> str:
         "new Replayer and applying the events after it.",
         "",
         f"Reading it: the page's own part is in at {phases['session JSON']:.0f} ms (HTML, replay.js, then the "
-        "session's JSON and the recording's index, fetched in parallel). The player starts only then: replay.js "
-        "creates its iframe once both answers are in, and the player's start is a chain — /dashboard/player, "
+        "session's JSON and the recording's index, fetched in parallel). The player starts as soon as the "
+        "index is in: replay.js creates its iframe and fetches the first window's segments then (done at "
+        f"{phases[WINDOW]:.0f} ms), and the player's start is a chain — /dashboard/player, "
         f"replay_sandbox.js, the data: document, rrweb-replay.js ({kb(REPLAYER_JS.stat().st_size)}, which the "
         "static route serves uncompressed) — whose scripts run at "
-        f"{phases[RUN]:.0f} ms. Meanwhile the main thread, which the player's document shares, builds the "
-        "event list (the long tasks above: replay.js adds the first 500 events, then pages of 2,000, to the "
-        "list), and the first window's segments are fetched only after that (done at "
-        f"{phases[WINDOW]:.0f} ms). rrweb's first frame follows {first - max(phases[RUN], phases[WINDOW]):.0f} ms "
-        f"after the later of the two. {'Target met.' if first < FIRST_FRAME_TARGET_MS else 'To reach the target: start the player with the page, not after the JSON; fetch the first window with the session JSON; build the event list after the first frame (or in slices); serve rrweb-replay.js compressed and cacheable.'} "
+        f"{phases[RUN]:.0f} ms. The window is handed to the player once the session's JSON is in (the "
+        "clock's origin comes from it); meanwhile the main thread, which the player's document shares, "
+        "builds the event list (the long tasks above: the first 500 events, then pages of 2,000). rrweb's "
+        f"first frame follows {first - max(phases[RUN], phases[WINDOW], phases['session JSON']):.0f} ms after "
+        f"the latest of the three. {'Target met.' if first < FIRST_FRAME_TARGET_MS else 'To reach the target: build the event list after the first frame (or in slices), hand the window to the player before the session JSON, serve rrweb-replay.js compressed and cacheable.'} "
         f"The seek to the end is cheap here because the last full snapshot is {long.last_seek_ms / 1000:.0f} s "
         "before the end (the visit's last page load); a seek into a page that had lived longer replays more "
         "incremental events (at most 5 minutes' worth: tracker.js's periodic full snapshot), not measured here.",
