@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import platform
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 
@@ -59,3 +62,42 @@ def machine(*, python: bool = False) -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     text = f"{os.cpu_count()} cores ({cpu_model()}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
     return text + (f", Python {platform.python_version()}" if python else "")
+
+
+def post_concurrently(port: int, headers: dict, per_client: list[list[tuple[str, bytes]]]
+                      ) -> tuple[float, list[float]]:
+    """Each client sends its (path, body) POSTs in order over one keep-alive connection, all
+    clients released at once; return (seconds from the release, latencies in ms). Every answer
+    must be a 201."""
+    latencies: list[list[float]] = [[] for _ in per_client]
+    errors: list[str] = []
+    gate = threading.Barrier(len(per_client) + 1)
+
+    def client(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine, clock = latencies[i], time.perf_counter
+        gate.wait()
+        try:
+            for path, body in per_client[i]:
+                t0 = clock()
+                conn.request("POST", path, body, headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                mine.append((clock() - t0) * 1000)
+                if resp.status != 201:
+                    errors.append(f"{resp.status} {data[:300]!r}")
+                    return
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(per_client))]
+    for t in threads:
+        t.start()
+    gate.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(f"{len(errors)} request(s) failed, e.g. {errors[0]}")
+    return elapsed, [x for lst in latencies for x in lst]

@@ -45,7 +45,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -492,39 +491,8 @@ def post_batches(port: int, site: Site, per_client: list[list[bytes]]) -> tuple[
     """Send each client's bodies over its own keep-alive connection; return (seconds, latencies)."""
     headers = {"Authorization": f"Bearer {site.token}", "Origin": site.origin,
                "Content-Type": "application/json"}
-    latencies: list[list[float]] = [[] for _ in per_client]
-    errors: list[str] = []
-    start_gate = threading.Barrier(len(per_client) + 1)
-
-    def client(i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        mine = latencies[i]
-        clock = time.perf_counter
-        start_gate.wait()
-        try:
-            for body in per_client[i]:
-                t0 = clock()
-                conn.request("POST", "/api/v1/track", body, headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                mine.append((clock() - t0) * 1000)
-                if resp.status != 201:
-                    errors.append(f"{resp.status} {data[:300]!r}")
-                    return
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(per_client))]
-    for t in threads:
-        t.start()
-    start_gate.wait()
-    t0 = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    if errors:
-        raise RuntimeError(f"{len(errors)} request(s) failed, e.g. {errors[0]}")
-    return elapsed, [x for lst in latencies for x in lst]
+    return bench_common.post_concurrently(
+        port, headers, [[("/api/v1/track", body) for body in bodies] for bodies in per_client])
 
 
 # --------------------------------------------------------------------------- in-process profile

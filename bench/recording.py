@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import http.client
 import json
 import math
 import os
@@ -48,7 +47,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -365,39 +363,13 @@ def post_segments(port: int, headers: dict, per_client: list[list[tuple[str, Seg
                   ) -> tuple[float, list[float]]:
     """Each client posts its sessions' segments, in order, over one keep-alive connection."""
     hdrs = {**headers, "Content-Type": "text/plain;charset=UTF-8"}   # what tracker.js sends
-    latencies: list[list[float]] = [[] for _ in per_client]
-    errors: list[str] = []
-    gate = threading.Barrier(len(per_client) + 1)
 
-    def client(i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        mine, clock = latencies[i], time.perf_counter
-        gate.wait()
-        try:
-            for session_id, seg in per_client[i]:
-                query = urlencode({"session_id": session_id, "segment": seg.number, "encoding": seg.encoding})
-                t0 = clock()
-                conn.request("POST", f"{RECORDING}?{query}", seg.body, hdrs)
-                resp = conn.getresponse()
-                data = resp.read()
-                mine.append((clock() - t0) * 1000)
-                if resp.status != 201:
-                    errors.append(f"{resp.status} {data[:300]!r}")
-                    return
-        finally:
-            conn.close()
+    def path(session_id: str, seg: Segment) -> str:
+        query = urlencode({"session_id": session_id, "segment": seg.number, "encoding": seg.encoding})
+        return f"{RECORDING}?{query}"
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(per_client))]
-    for t in threads:
-        t.start()
-    gate.wait()
-    t0 = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    if errors:
-        raise RuntimeError(f"{len(errors)} upload(s) failed, e.g. {errors[0]}")
-    return elapsed, [x for lst in latencies for x in lst]
+    return bench_common.post_concurrently(
+        port, hdrs, [[(path(sid, seg), seg.body) for sid, seg in mine] for mine in per_client])
 
 
 COPY_COLUMNS = ("session_id", "session_started_at", "segment", "account_id", "host", "started_at",
