@@ -131,9 +131,13 @@ def test_metrics_count_the_load_of_every_worker(server, db_url):
 
     pools = wait_for(both_pools, what="both workers' pools (2 x HINDSIGHT_POOL_MAX 8)")
     assert value(pools, "hindsight_pool_requests_waiting") >= 0
-    # Scheduler tasks run in every worker; the database's values are read at scrape time.
-    assert value(after, "hindsight_scheduler_task_runs_total", task="stacks.flush_due") > 0
-    assert value(after, "hindsight_scheduler_task_last_success_timestamp_seconds", task="stacks.flush_due") > 0
+    # Scheduler tasks run in every worker (a freshly booted worker's scheduler may not have
+    # reached its first run yet: wait for a scrape that has one); the database's values are
+    # read at scrape time.
+    ran = wait_for(lambda: (lambda f: f if value(f, "hindsight_scheduler_task_runs_total",
+                                                  task="stacks.flush_due") > 0 else None)(scrape(port)),
+                   what="a run of stacks.flush_due")
+    assert value(ran, "hindsight_scheduler_task_last_success_timestamp_seconds", task="stacks.flush_due") > 0
     assert value(after, "hindsight_database_up") == 1
     assert value(after, "hindsight_database_size_bytes") > 1_000_000
     assert "hindsight_stacks_pending_events" in after
