@@ -2,20 +2,37 @@
 (segments.py), store once per (session, segment). Not counted on the statistics stacks
 (docs/DECISIONS.md, "DOM recording storage and replay").
 
-A re-sent segment is answered from what is stored, without decoding it again.
+A re-sent segment is answered from what is stored, without decoding it again. Large
+string literals (stylesheets) and full snapshots' subtrees are stored once per account
+(hindsight.recording_blobs).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..db import Conn
 from ..errors import bad_request, not_found
 from ..queries import recordings
 from ..services import Services
 from . import segments
-from .authorize import NO_SESSION, Sender, authorize
+from .authorize import NO_SESSION, Sender, explain
+
+
+@contextmanager
+def _autocommit(services: Services) -> Iterator[Conn]:
+    """A pooled connection in autocommit for one statement (no BEGIN/COMMIT round trips)."""
+    with services.pool.connection() as conn:
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
 
 
 @dataclass(frozen=True)
@@ -27,16 +44,20 @@ class StoredSegment:
 
 def store(services: Services, sender: Sender, session_id: uuid.UUID, number: int, body: bytes,
           encoding: str, now: datetime) -> StoredSegment:
+    """Two statements (DECISIONS.md, "Recording blobs"): the writer's checks with the
+    re-send check, then (after decoding, outside any connection) the segment and its blobs
+    in one autocommitted statement."""
     if not body:  # a re-sent segment is answered without decoding it, but not without a body
         raise bad_request("The request body is empty; send the segment.", {"body": ["Missing."]})
     # Authorize first (cheap); decode outside any transaction (CPU-bound).
-    with services.pool.connection() as conn:
-        writer = authorize(conn, sender, now, session_id)
-        known = recordings.stored_count(conn, writer.account_id, session_id, number)
-    if known is not None:
-        return StoredSegment(number, known, created=False)
+    with _autocommit(services) as conn:
+        row = recordings.writer_and_stored(conn, sender.params(now, session_id), number)
+    writer = explain(row, sender.token)
+    assert row is not None   # explain refused a missing token
+    if row["stored_events"] is not None:
+        return StoredSegment(number, row["stored_events"], created=False)
     segment = segments.decode(body, encoding, number, now)
-    with services.pool.connection() as conn, conn.transaction():
+    with _autocommit(services) as conn:  # one statement: its own transaction
         stored = recordings.store(conn, writer.account_id, writer.host, session_id, segment)
     if stored is None:  # the session went away (retention, erasure) meanwhile
         raise not_found(NO_SESSION)

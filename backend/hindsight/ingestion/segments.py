@@ -7,6 +7,10 @@ the gzip stream is inflated in pieces and abandoned as soon as it passes
 must be an array of at most `MAX_EVENTS` objects, each with an integer `type` and an
 integer `timestamp` (milliseconds since the epoch) inside the write window that every
 write endpoint applies (hindsight.ingestion.window).
+
+Then its large string literals (stylesheets, mostly) and the subtrees of its full
+snapshots' node trees are cut out to be stored once per account (hindsight.recording_blobs);
+a segment without any is stored as it came.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import recording_blobs
 from ..errors import bad_request, payload_too_large
 from ..queries.recordings import Segment
 from .window import IN_THE_FUTURE, MAX_FUTURE, MAX_PAST, TOO_OLD
@@ -120,8 +125,10 @@ def _when(millis: int) -> datetime:
 
 
 def decode(body: bytes, encoding: str, segment: int, now: datetime) -> Segment:
-    """The segment to store: its gzip bytes (as received, or made from the plain JSON),
-    its time range and event count; 400/413 with the reason otherwise."""
+    """The segment to store: its gzip bytes (as received, or made from the plain JSON;
+    made from the rest of the text when large literals were cut out, see
+    hindsight.recording_blobs), its time range and event count; 400/413 with the reason
+    otherwise."""
     if not body:
         raise bad_request("The request body is empty; send the segment's events.", {"body": ["Empty."]})
     if encoding == "gzip":
@@ -132,6 +139,13 @@ def decode(body: bytes, encoding: str, segment: int, now: datetime) -> Segment:
         text, stored = body, gzip.compress(body, compresslevel=6, mtime=0)
     events = parse_events(text)
     first, last, full_snapshot = check_events(events, now)
+    cut = recording_blobs.extract(text, snapshots={i for i, event in enumerate(events)
+                                                   if event.get("type") == FULL_SNAPSHOT})
+    if cut is None:
+        return Segment(segment=segment, started_at=_when(first), ended_at=_when(last),
+                       event_count=len(events), full_snapshot=full_snapshot, data=stored,
+                       json_bytes=len(text))
     return Segment(segment=segment, started_at=_when(first), ended_at=_when(last),
-                   event_count=len(events), full_snapshot=full_snapshot, data=stored,
-                   json_bytes=len(text))
+                   event_count=len(events), full_snapshot=full_snapshot,
+                   data=recording_blobs.compress(cut.rest), json_bytes=len(text),
+                   blob_offsets=cut.offsets, blob_hashes=cut.hashes, blobs=cut.blobs)

@@ -17,7 +17,9 @@ failure leaves everything consistent and the next run carries on):
 4. sessions whose last activity is before the cutoff and that have no event left
    (their remaining screenshots and recording segments go with them).
 5. screenshot images no screenshot references any more (at least an hour old, locked
-   row by row so an upload that is using one keeps it).
+   row by row so an upload that is using one keeps it), and recording blobs no recording
+   segment references any more (sql/migrations/0028: locked first, so an upload that is
+   using one keeps it).
 6. roll-ups past the roll-up retention (2 years by default): their stores with
    `drop_chunks`, and on the timescale edition the continuous aggregates' native
    retention policies.
@@ -32,6 +34,7 @@ from datetime import datetime, timedelta
 from psycopg import sql
 
 from ..db import Conn, one
+from ..queries import recordings
 from .edition import TIMESCALE
 from .rollups import ALL_ROLLUPS
 
@@ -200,6 +203,20 @@ def reclaim_images(conn: Conn, now: datetime) -> dict:
     return {"images_deleted": images, "image_bytes_reclaimed": reclaimed_bytes}
 
 
+def reclaim_recording_blobs(conn: Conn) -> dict:
+    """Step 5, recordings: blobs no segment references any more (0028); each batch locks
+    its candidates, then deletes those still unreferenced, in one transaction."""
+    blobs = reclaimed_bytes = 0
+    while True:
+        with conn.transaction():
+            n, size = recordings.reclaim_blobs(conn, BATCH)
+        blobs += n
+        reclaimed_bytes += size
+        if n < BATCH:
+            break
+    return {"recording_blobs_deleted": blobs, "recording_blob_bytes_reclaimed": reclaimed_bytes}
+
+
 def expire_rollups(conn: Conn, now: datetime, days: int, edition: str | None) -> dict:
     """Step 6: roll-up buckets entirely older than the roll-up retention."""
     cutoff = now - timedelta(days=days)
@@ -225,5 +242,6 @@ def run(conn: Conn, now: datetime, *, events_retention_days: int,
     result.update(expire_recordings(conn, now, default))
     result.update(expire_screenshots_and_sessions(conn, now, default))
     result.update(reclaim_images(conn, now))
+    result.update(reclaim_recording_blobs(conn))
     result.update(expire_rollups(conn, now, max(int(rollup_retention_days), 1), schema_edition))
     return result

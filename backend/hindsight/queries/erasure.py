@@ -3,7 +3,8 @@ read out (right of access) and deleted (right to be forgotten), table by table, 
 audit row that records an erasure without recording what was erased.
 
 What belongs to a person: their sessions, and everything keyed by those sessions —
-events, screenshots (and the images nobody else references), DOM recording segments,
+events, screenshots (and the images nobody else references), DOM recording segments (and
+the recording blobs nobody else references),
 journeys (and their steps), the statistics stacks' pending ledger rows. The heatmap cache
 of the account is dropped too (a rendered heatmap may contain their clicks; it is
 re-rendered on demand). On the timescale edition `events` chunks may be compressed:
@@ -15,7 +16,6 @@ time range so that few batches qualify (docs/DECISIONS.md).
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import uuid
 from datetime import datetime, timedelta
@@ -25,6 +25,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ..db import Conn
+from . import recordings
 
 SELECTORS = ("user_id", "visitor_id", "session_id")
 
@@ -80,9 +81,7 @@ def export(conn: Conn, account_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[str,
     shots = conn.execute("SELECT screenshot_id, session_id, host, page_url, \"timestamp\", content_hash, width, "
                          "height, created_at FROM screenshots WHERE session_id = ANY(%s) "
                          'ORDER BY session_id, "timestamp"', (ids,)).fetchall()
-    segments = conn.execute("SELECT session_id, segment, started_at, ended_at, event_count, full_snapshot, "
-                            "data FROM recording_segments WHERE session_id = ANY(%s) "
-                            "ORDER BY session_id, segment", (ids,)).fetchall()
+    segments = recordings.segment_bodies(conn, account_id, ids)   # blobs spliced back (0028)
     journeys = conn.execute(
         "SELECT j.session_id, j.host, j.user_id, j.step_count, j.created_at, "
         "coalesce(json_agg(json_build_object('step', s.step, 'type', s.step_type, 'page_url', s.page_url, "
@@ -95,7 +94,7 @@ def export(conn: Conn, account_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[str,
         row["content_hash"] = _hex(row["content_hash"])
         row["image"] = f"/api/v1/screenshots/{row['screenshot_id']}"
     for row in segments:
-        raw = gzip.decompress(bytes(row.pop("data")))
+        raw = row.pop("json")
         try:
             row["events"] = json.loads(raw)
         except ValueError:  # stored as sent; not JSON after all: give the bytes
@@ -122,9 +121,13 @@ def erase(conn: Conn, account_id: uuid.UUID, sessions: list[dict],
             'AND "timestamp" >= %s AND "timestamp" <= %s', (account_id, ids, first, last)).rowcount
     else:
         counts["events"] = 0
-    counts["recording_segments"] = conn.execute(
-        "DELETE FROM recording_segments WHERE session_id = ANY(%s) AND session_started_at = ANY(%s)",
-        (ids, starts)).rowcount
+    referenced = conn.execute(
+        "DELETE FROM recording_segments WHERE session_id = ANY(%s) AND session_started_at = ANY(%s) "
+        "RETURNING blobs", (ids, starts)).fetchall()
+    counts["recording_segments"] = len(referenced)
+    # The blobs only these segments referenced (0028); one another segment uses stays.
+    counts["recording_blobs"] = recordings.delete_unused_blobs(
+        conn, account_id, [h for r in referenced for h in (r["blobs"] or ())])
     hashes = [r["content_hash"] for r in conn.execute(
         "DELETE FROM screenshots WHERE session_id = ANY(%s) RETURNING content_hash", (ids,)).fetchall()]
     counts["screenshots"] = len(hashes)

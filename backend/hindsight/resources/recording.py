@@ -22,6 +22,7 @@ from ..errors import not_found
 from ..ingestion import recordings as recording_ingestion
 from ..ingestion import segments
 from ..queries import recordings
+from ..recording_blobs import Body
 from ..schemas import StrictSchema
 from ..services import Services
 from ..timerange import Instant
@@ -82,17 +83,18 @@ def accepts_gzip(req: falcon.Request) -> bool:
     return False
 
 
-def send_segment(req: falcon.Request, resp: falcon.Response, data: bytes) -> None:
-    """The events as JSON: the stored gzip itself when the client takes it. A stored segment
+def send_segment(req: falcon.Request, resp: falcon.Response, body: Body) -> None:
+    """The events as JSON, exactly as sent: the stored gzip itself when the client takes it
+    (a segment whose blobs were spliced back is gzipped fast, level 1). A stored segment
     never changes, so it may be cached (privately: it belongs to one account)."""
     resp.content_type = falcon.MEDIA_JSON
     resp.cache_control = ["private", "max-age=31536000", "immutable"]
     resp.vary = ["Accept-Encoding"]
     if accepts_gzip(req):
         resp.set_header("Content-Encoding", "gzip")
-        resp.data = data
+        resp.data = body.data if body.gzip else gzip.compress(body.data, compresslevel=1, mtime=0)
     else:
-        resp.data = gzip.decompress(data)
+        resp.data = body.json()
 
 
 class RecordingListQuerySchema(StrictSchema):

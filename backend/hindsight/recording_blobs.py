@@ -1,0 +1,222 @@
+"""Large repeated parts of DOM recordings, stored once per account (sql/migrations/0028).
+
+`extract` cuts spans out of a segment's JSON text: every string literal of at least
+`MIN_BYTES` (the stylesheets rrweb inlines), and in a full snapshot's node tree the largest
+subtrees (JSON objects) of `MIN_BYTES` to `MAX_TREE_BYTES` (a page load's snapshot repeats
+the page's markup, ids included: rrweb numbers nodes from 1 on each page load). It returns
+what is left (`rest`), where each span goes back (byte offsets into the rest) and which it
+is (the SHA-256 of its bytes). `splice` puts them back. The spans are bytes of the text as
+sent, never re-serialized, so the result is byte for byte the JSON the browser sent, and no
+value inside the events is a reference: nothing a recorded page contains can be mistaken
+for one (docs/DECISIONS.md, "Recording blobs").
+
+Why spans found by a scanner rather than values of the parsed events: the segment is
+parsed once already (to check it), and finding a value's bytes again after parsing would
+mean re-serializing, which would not give back the browser's bytes. The scanner relies on
+the text being valid JSON (segments.parse_events checked it): outside a string, JSON has
+no `"`, so every `"` met outside a literal starts the next one, and brackets outside
+literals are the structure. Whatever it picks, `splice` restores exactly the bytes
+`extract` cut: a wrong pick could only cost space, never change a read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+from dataclasses import dataclass
+from gzip import compress as _gzip
+
+# Measured on the demo site's recording (bench/recording.py, docs/DECISIONS.md, "Recording
+# blobs"): below 1 KiB a blob's own gzip stream and its reference (36 bytes) cost about what
+# a repeat saves.
+MIN_BYTES = 1024
+# The parts of a full snapshot's node tree stored apart: the largest subtrees of at most
+# MAX_TREE_BYTES (a page that changes in one place keeps the rest of its blobs).
+MAX_TREE_BYTES = 16 * 1024
+GZIP_LEVEL = 6
+FULL_SNAPSHOT = 2   # rrweb's event type
+
+# A JSON string literal: quote, then runs of plain bytes and escapes, then quote. UTF-8
+# never uses the bytes of `"` or `\` inside a multi-byte character.
+_LITERAL = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# The tokens of the structure: a literal (group 1: it is a key), or a bracket.
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"([ \t\r\n]*:)?|[\[\]{}]', re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Blob:
+    sha256: bytes
+    data: bytes        # gzip of the cut bytes
+    json_bytes: int    # their size
+
+
+@dataclass(frozen=True)
+class Extracted:
+    rest: bytes                   # the JSON text without the cut spans
+    offsets: tuple[int, ...]      # where each span goes back into `rest`, ascending
+    hashes: tuple[bytes, ...]     # the SHA-256 of each (a repeat is listed again)
+    blobs: tuple[Blob, ...]       # each distinct span once
+
+
+class CorruptSegment(RuntimeError):
+    """A stored segment whose references do not resolve (a blob missing or altered)."""
+
+
+def _pack(data: bytes) -> bytes:
+    return _gzip(data, compresslevel=GZIP_LEVEL, mtime=0)
+
+
+def compress(rest: bytes) -> bytes:
+    """The gzip of a segment's rest (stored as its `data`)."""
+    return _pack(rest)
+
+
+def _literal_spans(text: bytes, min_bytes: int) -> list[tuple[int, int]]:
+    """The string literals of at least `min_bytes`."""
+    # A literal that long holds a run of min_bytes - 2 bytes without a quote (unless it
+    # escapes quotes, then it is merely not cut out): most segments are ruled out in C.
+    if re.search(b'[^"]{%d}' % max(min_bytes - 2, 1), text) is None:
+        return []
+    return [m.span() for m in _LITERAL.finditer(text) if m.end() - m.start() >= min_bytes]
+
+
+def _tree_spans(text: bytes, snapshots: set[int], min_bytes: int, max_bytes: int) -> list[tuple[int, int]]:
+    """The spans to cut out of a segment with full snapshots (`snapshots`: their indexes in
+    the array): in each snapshot's node tree (`data.node`), the largest objects of
+    `min_bytes` to `max_bytes`; elsewhere, and inside larger objects, the literals of at
+    least `min_bytes`. Bottom-up: each container hands its parent what it selected, or
+    itself when it is a tree object of the right size (which covers all it holds)."""
+    # Frame: [start, is_object, in_tree, selected spans]
+    stack: list[list] = []
+    key: bytes | None = None
+    event = -1
+    last = max(snapshots)
+    top: list[tuple[int, int]] = []
+    for m in _TOKEN.finditer(text):
+        token = m.group()
+        first = token[:1]
+        if first == b'"':
+            if m.group(1) is not None:
+                key = token[:m.start(1) - m.start()]
+                continue
+            key = None
+            if m.end() - m.start() >= min_bytes and stack:
+                stack[-1][3].append(m.span())
+            continue
+        if first in (b"{", b"["):
+            depth = len(stack)
+            if depth == 1:
+                event += 1
+                if event > last:   # past the last snapshot: only literals from here on
+                    rest = _literal_spans(text[m.start():], min_bytes)
+                    return stack[0][3] + [(a + m.start(), b + m.start()) for a, b in rest]
+            in_tree = bool(stack) and stack[-1][2]
+            if (not in_tree and first == b"{" and depth == 3 and key == b'"node"' and event in snapshots
+                    and stack[1][1] and stack[2][1]):
+                in_tree = True   # [ event { data { node {
+            stack.append([m.start(), first == b"{", in_tree, []])
+            key = None
+            continue
+        start, is_object, in_tree, selected = stack.pop()
+        key = None
+        size = m.end() - start
+        if in_tree and is_object and min_bytes <= size <= max_bytes:
+            selected = [(start, m.end())]
+        if stack:
+            stack[-1][3].extend(selected)
+        else:
+            top.extend(selected)
+    return top
+
+
+def extract(text: bytes, min_bytes: int = MIN_BYTES, snapshots: set[int] | frozenset[int] = frozenset(),
+            max_tree_bytes: int = MAX_TREE_BYTES) -> Extracted | None:
+    """The literals of at least `min_bytes` cut out of `text`, and with `snapshots` (the
+    indexes of the segment's full snapshot events) the subtrees of their node trees as
+    `_tree_spans` picks them (None: nothing to cut)."""
+    if len(text) < min_bytes:
+        return None
+    if snapshots:
+        spans = _tree_spans(text, set(snapshots), min_bytes, max_tree_bytes)
+    else:
+        spans = _literal_spans(text, min_bytes)
+    if not spans:
+        return None
+    pieces: list[bytes] = []
+    offsets: list[int] = []
+    hashes: list[bytes] = []
+    blobs: dict[bytes, Blob] = {}
+    done = kept = 0
+    for start, end in spans:
+        literal = text[start:end]
+        digest = hashlib.sha256(literal).digest()
+        if digest not in blobs:
+            blobs[digest] = Blob(digest, _pack(literal), len(literal))
+        pieces.append(text[done:start])
+        kept += start - done
+        offsets.append(kept)
+        hashes.append(digest)
+        done = end
+    pieces.append(text[done:])
+    return Extracted(b"".join(pieces), tuple(offsets), tuple(hashes), tuple(blobs.values()))
+
+
+def splice(rest: bytes, offsets: list[int], hashes: list[bytes], literals: dict[bytes, bytes],
+           json_bytes: int) -> bytes:
+    """The segment's JSON: `rest` with each span back at its offset. Raises
+    CorruptSegment unless every reference resolves and the result has `json_bytes`."""
+    if len(offsets) != len(hashes):
+        raise CorruptSegment("blobs and blob_offsets differ in length")
+    pieces: list[bytes] = []
+    done = 0
+    for offset, digest in zip(offsets, hashes, strict=True):
+        if offset < done or offset > len(rest):
+            raise CorruptSegment(f"blob offset {offset} out of order or past the end")
+        literal = literals.get(bytes(digest))
+        if literal is None:
+            raise CorruptSegment(f"blob {bytes(digest).hex()} is missing")
+        pieces.append(rest[done:offset])
+        pieces.append(literal)
+        done = offset
+    pieces.append(rest[done:])
+    text = b"".join(pieces)
+    if len(text) != json_bytes:
+        raise CorruptSegment(f"the spliced segment has {len(text)} bytes, not {json_bytes}")
+    return text
+
+
+def literals(hashes: list[bytes], data: list[bytes]) -> dict[bytes, bytes]:
+    """SHA-256 -> bytes, from the stored blobs (gzip); a blob whose bytes do not hash to
+    its key is left out (so `splice` refuses the segment)."""
+    found: dict[bytes, bytes] = {}
+    for digest, blob in zip(hashes, data, strict=False):
+        if blob is None:
+            continue
+        literal = gzip.decompress(bytes(blob))
+        if hashlib.sha256(literal).digest() == bytes(digest):
+            found[bytes(digest)] = literal
+    return found
+
+
+@dataclass(frozen=True)
+class Body:
+    """A segment's JSON as read: `data` is gzip when `gzip` (stored as sent), else plain."""
+
+    data: bytes
+    gzip: bool
+
+    def json(self) -> bytes:
+        return gzip.decompress(self.data) if self.gzip else self.data
+
+
+def resolve(row: dict) -> Body:
+    """A stored segment's JSON from its row: `data`, `json_bytes`, `blobs`, `blob_offsets`
+    and `blob_data` (the blobs' gzip in the order of `blobs`; None where one is missing)."""
+    data = bytes(row["data"])
+    if row["blobs"] is None:
+        return Body(data, gzip=True)
+    hashes = [bytes(h) for h in row["blobs"]]
+    found = literals(hashes, list(row["blob_data"] or []))
+    return Body(splice(gzip.decompress(data), list(row["blob_offsets"]), hashes, found,
+                       row["json_bytes"]), gzip=False)
