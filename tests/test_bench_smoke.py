@@ -69,3 +69,5 @@ def test_quick_recording_bench_stores_what_it_sent_and_times_the_replay(db_url):
     assert 0 < run.first_ms < 60_000 and 0 < run.seek_ms < 60_000
     text = bench.render(result, "smoke")
     assert "ratio API / COPY" in text and "**first frame**" in text
+    # The traced page load: the main thread's time before the first frame, by kind.
+    assert result.trace["busy"] > 0 and result.trace["scripts"] and "Chromium's trace" in text

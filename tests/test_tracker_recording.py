@@ -213,7 +213,7 @@ def wait_for_chunk(page) -> None:
 
 def test_recording_chunk_is_served_immutable_and_tracker_js_stays_small(client, manifest):
     chunk = manifest["record_chunk"]
-    assert re.fullmatch(r"record\.[0-9a-f]{12}\.js", chunk)
+    assert re.fullmatch(r"record\.[0-9a-f]{8}\.js", chunk)
     resp = client.simulate_get(f"/tracker/{chunk}")
     assert resp.status_code == 200 and "immutable" in resp.headers["cache-control"]
     assert hashlib.sha256(resp.content).hexdigest() == manifest["files"][chunk]["sha256"]
@@ -304,12 +304,11 @@ def test_checkout_visit_is_recorded_privately_and_stored_once(db_url, api, brows
         for r in wire.segments():  # what was sent is what is stored
             assert events_of(r) == stored[segment_number(r)]
         # gzip (CompressionStream) while the page lives; the segment cut as the page goes away
-        # is plain JSON, sent by beacon (the token in the query, no Authorization header). A
-        # beacon may also carry an earlier segment still waiting in the outbox, compressed
-        # while the page lived: that one stays gzip.
-        assert {r["query"]["encoding"][0] for r in wire.segments()} == {"gzip", "json"}
+        # is gzipped at once (fflate) and sent by beacon (the token in the query, no
+        # Authorization header): no segment leaves as plain JSON.
+        assert {r["query"]["encoding"][0] for r in wire.segments()} == {"gzip"}
         beacons = [r for r in wire.segments() if "token" in r["query"]]
-        assert any(r["query"]["encoding"] == ["json"] for r in beacons)
+        assert any(segment_number(r) == last for r in beacons)
         assert all(r["headers"]["content-type"].startswith("text/plain") for r in wire.segments())
 
         recording = json.dumps(stored)
@@ -319,6 +318,13 @@ def test_checkout_visit_is_recorded_privately_and_stored_once(db_url, api, brows
         assert "*****" in recording, "masked values are recorded as a constant mask"
         # The blocked element is an empty box of its size.
         assert re.search(r'"rr_width":\s*"\d+(\.\d+)?px"', recording)
+
+        # The screenshot chunk's copy of the page (html2canvas clones it into a hidden iframe
+        # while the recorder runs) is an empty blocked box in the recording, never a document.
+        clones = [node for node in walk_nodes(stored)
+                  if "html2canvas-container" in str((node.get("attributes") or {}).get("class", ""))]
+        assert clones, "a screenshot was taken while recording"
+        assert all("rr_width" in node["attributes"] and not node.get("childNodes") for node in clones)
 
         # Nothing private left the browser, in any request (batches, screenshots, segments).
         sent = wire.everything()
@@ -338,6 +344,18 @@ def test_checkout_visit_is_recorded_privately_and_stored_once(db_url, api, brows
             assert json.loads(resp.read()) == {"segment": 0, "events": len(stored[0])}
         assert stored_recording(api, site.account, sid)[0] == listing
         context.close()
+
+
+def walk_nodes(value):
+    """Every serialized DOM node (a dict with a numeric `type` and an `id`) in rrweb events."""
+    if isinstance(value, dict):
+        if isinstance(value.get("type"), int) and "id" in value and ("tagName" in value or "childNodes" in value):
+            yield value
+        for item in value.values():
+            yield from walk_nodes(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from walk_nodes(item)
 
 
 OUTBOX_UPLOADS = """() => Object.keys(localStorage).filter(k => k.includes(':o:'))

@@ -24,6 +24,7 @@ from .dashboard.paths import PathsPage
 from .dashboard.pipeline import PipelinePage
 from .dashboard.recording import PlayerPage, RecordingSegmentTwin, RecordingTwin
 from .dashboard.sessions import ReplayEvents, ReplayPage, ReplayScreenshot, SessionsPage
+from .dashboard.static import StaticFiles
 from .db import Pool, create_pool
 from .json_encoding import dumps
 from .lifecycle import register as register_lifecycle
@@ -179,7 +180,8 @@ def create_app(settings: Settings, pool: Pool, *, keys: KeyRing | None = None,
     app.add_route(f"{p}/account/keys", account, suffix="keys")
     app.add_route(f"{p}/account/keys/{{key_id:int(min=1)}}/revoke", account, suffix="revoke")
     app.add_route(f"{p}/account/users/{{user_id:int(min=1)}}/unlock", account, suffix="unlock")
-    app.add_static_route(f"{p}/static", str(dashboard_web.STATIC))
+    # Static files, gzip when asked (hindsight.dashboard.static)
+    app.add_route(f"{p}/static/{{name:path}}", StaticFiles(f"{p}/static", dashboard_web.STATIC))
     app.set_error_serializer(dashboard.serialize_error)  # dashboard pages' errors as pages
 
     # Background work on the scheduler.

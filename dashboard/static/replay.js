@@ -41,9 +41,10 @@
 
   // ------------------------------------------------------------------ data
 
+  // The events' data (S.events, S.after) is added at once: the clock and the overlay need it.
+  // Their rows in the event list are built apart, in slices (buildList below).
   function addEvents(rows) {
     var prev = S.after.length ? S.after[S.after.length - 1] : { page: S.session.page_url, sy: 0, sx: 0, mx: null, my: null };
-    var items = document.createDocumentFragment();
     for (var i = 0; i < rows.length; i++) {
       var e = rows[i];
       e.t = ts(e.timestamp) - S.t0;
@@ -60,12 +61,61 @@
       S.events.push(e);
       S.after.push(st);
       prev = st;
-      items.appendChild(eventItem(e, S.events.length - 1));
     }
-    list.appendChild(items);  // one insertion for the whole page of events
-    root.dataset.loaded = S.events.length;
+    root.dataset.fetched = S.events.length;
+    scheduleList();
     var lastT = S.events.length ? S.events[S.events.length - 1].t : 0;
     if (lastT > S.duration) setDuration(lastT);
+  }
+
+  // ------------------------------------------------------------------ the event list
+  //
+  // A 30-minute session has thousands of events; building their rows at once takes the main
+  // thread for hundreds of milliseconds, which the player (same thread) needs for its first
+  // frame. So the rows are built once the first frame is drawn (listStart), in slices of
+  // about SLICE_MS when the browser is idle, in order. data-loaded counts the rows built;
+  // data-complete is set once every event is fetched and has its row.
+
+  var SLICE_MS = 8;
+  var L = { started: false, scheduled: false, built: 0 };
+  var idle = window.requestIdleCallback
+    ? function (f) { window.requestIdleCallback(f, { timeout: 100 }); }
+    : function (f) { setTimeout(f, 1); };
+
+  function listStart() {
+    if (L.started) return;
+    L.started = true;
+    if (!markersShown) {
+      markersShown = true;
+      drawMarkers();
+    }
+    scheduleList();
+  }
+
+  function scheduleList() {
+    if (!L.started || L.scheduled) return;
+    if (L.built >= S.events.length) { listDone(); return; }
+    L.scheduled = true;
+    idle(buildList);
+  }
+
+  function buildList() {
+    L.scheduled = false;
+    var t = performance.now(), from = L.built, items = document.createDocumentFragment();
+    while (L.built < S.events.length && (L.built - from < 20 || performance.now() - t < SLICE_MS)) {
+      items.appendChild(eventItem(S.events[L.built], L.built));
+      L.built++;
+    }
+    list.appendChild(items);
+    root.dataset.loaded = L.built;
+    // The current event's row may be one of these: highlight it now.
+    var cur = indexAt(S.cur);
+    if (cur >= from && cur < L.built) { S.currentIndex = -1; highlight(cur); }
+    scheduleList();
+  }
+
+  function listDone() {
+    if (S.complete && L.built >= S.events.length && !root.dataset.complete) root.dataset.complete = '1';
   }
 
   function describe(e) {
@@ -113,7 +163,11 @@
     return m.event_type;
   }
 
+  // Up to 5,000 buttons: with a DOM recording, drawn once the first frame is (listStart).
+  var markersShown = false;
+
   function drawMarkers() {
+    if (!markersShown) return;
     markersBox.textContent = '';
     // Rarer kinds last, so they sit on top of the clicks.
     var order = { page_view: 1, click: 0, rage: 2, network: 3, error: 4 };
@@ -138,7 +192,7 @@
   }
 
   function loadMore(url) {
-    if (!url) { S.complete = true; loading.textContent = ''; root.dataset.complete = '1'; return; }
+    if (!url) { S.complete = true; loading.textContent = ''; listDone(); return; }
     loading.textContent = 'loading events… ' + S.events.length + ' / ' + S.session.event_count;
     fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
@@ -308,30 +362,38 @@
   var LOOKAHEAD_MS = 20000;   // fetch the next segment when the loaded ones end this soon
 
   function domStart(list, playerUrl) {
+    if (!D) domPlayerStart(playerUrl);
+    D.segs = list.map(function (s) {
+      return { n: s.segment, start: ts(s.started_at), end: ts(s.ended_at), full: s.full_snapshot, url: s.url };
+    });
+  }
+
+  // The player's iframe: made as soon as the page knows there is a recording (the page says
+  // so, data-first-segments, or else the recording's index does).
+  function domPlayerStart(playerUrl) {
     D = {
-      segs: list.map(function (s) {
-        return { n: s.segment, start: ts(s.started_at), end: ts(s.ended_at), full: s.full_snapshot, url: s.url };
-      }),
-      from: -1, to: -1, gen: 0, pending: null, appending: false, ready: false, queue: [], loaded: false
+      segs: [], from: -1, to: -1, gen: 0, pending: null, appending: false, ready: false, queue: [], loaded: false
     };
     img.hidden = true;
     noShot.hidden = true;
     canvas.hidden = true;
-    var frame = document.createElement('iframe');
-    frame.id = 'player';
-    frame.title = 'replay of the recorded page';
-    frame.setAttribute('referrerpolicy', 'no-referrer');
-    frame.src = playerUrl;
-    frame.style.position = 'absolute';
-    frame.style.left = frame.style.top = '0';
-    frame.style.width = frame.style.height = '100%';
-    frame.style.border = '0';
-    stage.appendChild(frame);
+    // The page's HTML has it already when it names the first segments: loading since the
+    // HTML was parsed, before this script ran.
+    var frame = document.getElementById('player');
+    if (!frame) {
+      frame = document.createElement('iframe');
+      frame.id = 'player';
+      frame.className = 'player-frame';
+      frame.title = 'replay of the recorded page';
+      frame.setAttribute('referrerpolicy', 'no-referrer');
+      frame.src = playerUrl;
+      stage.appendChild(frame);
+    }
     D.frame = frame;
     root.dataset.mode = 'dom';
     setTimeout(function () {
       // The replayer is a build product (make install: dashboard/static/dist/).
-      if (!D.ready) loading.textContent = 'the replayer did not start (is dashboard/static/dist built?)';
+      if (D && !D.ready) loading.textContent = 'the replayer did not start (is dashboard/static/dist built?)';
     }, 15000);
     window.addEventListener('message', function (ev) {
       if (ev.source !== domPlayer() || ev.origin !== 'null') return;   // only our (opaque) player
@@ -343,10 +405,26 @@
       } else if (m.type === 'loaded') {
         D.loaded = true;
         root.dataset.domLoaded = String(+(root.dataset.domLoaded || 0) + 1);
+        // The first frame is drawn (rrweb built it in this task): the event list after it is painted.
+        requestAnimationFrame(function () { setTimeout(listStart); });
       } else if (m.type === 'error') {
         loading.textContent = 'could not replay the recording: ' + m.message;
+        listStart();
       }
     });
+    // A player that started before this script did said 'ready' to nobody: ask again (one
+    // that has not started yet will say it once it has).
+    var early = domPlayer();
+    if (early) early.postMessage({ type: 'ping' }, '*');
+  }
+
+  // The page said there was a recording, its index has none (deleted meanwhile): screenshots.
+  function domDrop() {
+    D.frame.remove();
+    D = null;
+    canvas.hidden = false;
+    noShot.hidden = false;
+    delete root.dataset.mode;
   }
 
   // The player's window: the data: frame inside /dashboard/player.
@@ -361,8 +439,6 @@
   }
 
   function fetchSegment(i) {
-    var early = D.prefetched && D.prefetched[i];
-    if (early) { delete D.prefetched[i]; return early; }
     return fetch(D.segs[i].url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
       .then(function (r) { if (!r.ok) throw new Error('segment ' + D.segs[i].n + ': ' + r.status); return r.json(); });
   }
@@ -377,23 +453,25 @@
     return { from: Math.max(0, k), cover: cover };
   }
 
-  function domWindow(from, to) {
+  // `at`: the moment to show (ms since the epoch); S.t0 + S.cur unless given.
+  function domWindow(from, to, at) {
     var gen = ++D.gen;
     D.pending = { from: from, to: to };
     loading.textContent = 'loading the recording…';
     var parts = [];
     for (var i = from; i <= to; i++) parts.push(fetchSegment(i));
     Promise.all(parts).then(function (lists) {
-      if (gen !== D.gen) return;   // a later seek won
+      if (!D || gen !== D.gen) return;   // a later seek won (or the recording is gone)
       D.from = from;
       D.to = to;
       D.pending = null;
       loading.textContent = '';
       root.dataset.domWindow = from + '-' + to;
-      domPost({ type: 'load', events: [].concat.apply([], lists), at: S.t0 + S.cur, playing: S.playing, speed: S.speed });
+      var moment = at != null && !S.session ? at : S.t0 + S.cur;
+      domPost({ type: 'load', events: [].concat.apply([], lists), at: moment, playing: S.playing, speed: S.speed });
       render();
     }).catch(function (err) {
-      if (gen !== D.gen) return;
+      if (!D || gen !== D.gen) return;
       D.pending = null;
       loading.textContent = 'could not load the recording (' + err.message + ')';
     });
@@ -616,22 +694,29 @@
 
   // The session (first) and its recording's index: no recording (or none readable) means the
   // screenshot replay.
-  // The player (rrweb's replayer, a large script) starts loading as soon as the index says
-  // there is a recording, while the session and its events are still on their way.
+  // The player (rrweb's replayer, a large script) starts loading as soon as the page (or
+  // else the index) says there is a recording, while the session and its events are still
+  // on their way. Without a deep link the first frame is the recording's start: its window
+  // (the first two segments, which the page names) is fetched at once and goes to the
+  // player as soon as it is in, before the index and the session's JSON. Any moment up to
+  // the first segment's start shows the same frame (the first full snapshot): `at` 0.
+  var firstSegments = (root.dataset.firstSegments || '').split(' ').filter(Boolean);
+  if (firstSegments.length) {
+    domPlayerStart(root.dataset.player);
+    if (fromHash() == null) {
+      // Stand-ins until the index is in (domStart): the window's segments, by number.
+      D.segs = firstSegments.map(function (n) { return { n: +n, url: root.dataset.recording + '/' + n }; });
+      domWindow(0, D.segs.length - 1, 0);
+    }
+  }
   var recording = getJson(root.dataset.recording)
     .then(function (answer) { return answer.segments || []; }, function () { return []; })
     .then(function (segments) {
+      if (!segments.length && D) domDrop();
       if (segments.length) {
         domStart(segments, root.dataset.player);
-        // Without a deep link the first frame is the recording's start: fetch the segments
-        // it needs (as domShow would) while the session's events are still on their way.
-        if (fromHash() == null) {
-          D.prefetched = {};
-          for (var i = 0; i <= Math.min(segments.length - 1, 1); i++) {
-            D.prefetched[i] = fetchSegment(i);
-            D.prefetched[i].catch(function () { /* reported by whoever uses it */ });
-          }
-        }
+        // The page did not name them (recorded since it was made): the first window now.
+        if (fromHash() == null && D.from < 0 && !D.pending) domWindow(0, Math.min(D.segs.length - 1, 1), 0);
       }
       return segments;
     });
@@ -643,6 +728,7 @@
       var firstSegment = segments.length ? ts(segments[0].started_at) : Infinity;
       S.t0 = Math.min(ts(data.session.started_at), first, firstSegment);
       if (!segments.length) root.dataset.mode = 'screenshots';
+      if (!D) markersShown = true;   // no player to wait for: the timeline's markers at once
       S.shots = data.screenshots.map(function (s) { s.t = ts(s.timestamp) - S.t0; return s; });
       S.markers = data.markers.map(function (m) { m.t = ts(m.timestamp) - S.t0; return m; });
       var lastMarker = S.markers.length ? S.markers[S.markers.length - 1].t : 0;
@@ -653,6 +739,8 @@
       var t = fromHash();
       if (t != null) S.cur = Math.min(t, S.duration);
       render();
+      // The event list's rows: after the first frame (the player says when it is drawn).
+      if (D) setTimeout(listStart, 3000); else listStart();
       loadMore(data.events_next);
       if (root.dataset.live) tail();
     })

@@ -7,6 +7,9 @@
 //   {type: 'append', events}                     the next segment's events, while it plays
 //   {type: 'sync', at, playing, speed}           the replay page's clock (ms since the epoch)
 //
+//   {type: 'ping'}                               say 'ready' again (the replay page's script
+//                                                started after the player did)
+//
 // and answers {type: 'ready'}, {type: 'loaded', first, last}, {type: 'error', message}.
 // rrweb's Replayer rebuilds the recorded page in an iframe of its own, sandboxed without
 // allow-scripts: the recorded page's scripts never run.
@@ -48,8 +51,9 @@
       // Paused, or past the last event loaded (nothing changes after it): show that moment.
       // rrweb applies the events before it at once, from the last full snapshot before it
       // when going back (last + 1: the last event itself too).
-      var target = Math.min(at, last + 1);
-      if (running || shown !== target) replayer.pause(offset(target));
+      // Moments that show the same (before the first full snapshot) are one: no rebuild.
+      var target = offset(Math.min(at, last + 1));
+      if (running || shown !== target) replayer.pause(target);
       shown = target;
       running = false;
     } else if (!running || Math.abs(replayer.getCurrentTime() - off) > DRIFT_MS * speed) {
@@ -114,6 +118,7 @@
       if (m.type === 'load') load(m.events, m.at, m.playing, m.speed);
       else if (m.type === 'append') append(m.events);
       else if (m.type === 'sync') sync(m.at, m.playing, m.speed);
+      else if (m.type === 'ping') tell({ type: 'ready' });   // the replay page started after us
     } catch (err) {
       message.hidden = false;
       message.textContent = 'Could not replay this recording (' + err.message + ').';

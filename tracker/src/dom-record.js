@@ -5,8 +5,14 @@
 // A segment is cut at ~256 KiB of JSON, 10 s after its first event, before every full
 // snapshot (each page load, every 5 minutes, a new session: every segment that begins
 // with one is a seek point), and when the page is hidden or goes away.
+//
+// What is cut as the page goes away (and what is still being compressed then) cannot wait
+// for CompressionStream, which is asynchronous: it is gzipped at once on the main thread by
+// fflate (npm, pinned) instead, so the beacon and the outbox (whose copy the next page load
+// sends again) carry gzip, not plain JSON. Plain JSON only if that fails.
 
 import { record } from '@rrweb/record';
+import { gzipSync } from 'fflate';
 import { reportEarlyNetwork } from './early-network.js';
 import { configureMasking, recordingPrivacy } from './mask.js';
 import { load, save, SS } from './util.js';
@@ -28,14 +34,21 @@ const guard =
     }
   };
 
-/** gzip with the browser's CompressionStream, as base64 (the outbox lives in localStorage). */
-async function gzip(json) {
-  const stream = new Blob([json]).stream().pipeThrough(new CompressionStream('gzip'));
-  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+/** Bytes as base64 (the outbox lives in localStorage). */
+function base64(bytes) {
   let binary = '';
   for (let i = 0; i < bytes.length; i += 32768) binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 32768));
   return btoa(binary);
 }
+
+/** gzip with the browser's CompressionStream (off the main thread), as base64. */
+async function gzip(json) {
+  const stream = new Blob([json]).stream().pipeThrough(new CompressionStream('gzip'));
+  return base64(new Uint8Array(await new Response(stream).arrayBuffer()));
+}
+
+/** gzip now, on the main thread (fflate), as base64: for a page that is going away. */
+const gzipNow = (json) => base64(gzipSync(new TextEncoder().encode(json), { level: 6 }));
 
 /**
  * cfg: tracker.js's options plus sessionId(), active() and flag(name, default).
@@ -74,6 +87,17 @@ export default function start(cfg, deliver) {
     deliver([seg.s, path, body, encoding == 'gzip' ? 1 : 0]);
   }
 
+  /** Send `seg` at once: gzipped here and now, else as JSON. */
+  function sendNow(seg) {
+    let b64 = '';
+    try {
+      b64 = gzipNow(seg.json);
+    } catch {
+      // out of memory, or no TextEncoder: the JSON itself
+    }
+    send(seg, b64 ? 'gzip' : 'json', b64 || seg.json);
+  }
+
   const cut = guard((sync) => {
     clearTimeout(timer);
     timer = 0;
@@ -81,7 +105,8 @@ export default function start(cfg, deliver) {
     const seg = { s: sid, n: number(sid), json: '[' + parts.join(',') + ']' };
     parts = [];
     size = 0;
-    if (sync || !self.CompressionStream) return send(seg, 'json', seg.json);
+    if (sync) return sendNow(seg);
+    if (!self.CompressionStream) return send(seg, 'json', seg.json); // an old browser: no main-thread gzip while it lives
     compressing.push(seg);
     queue = queue
       .then(() => !seg.done && gzip(seg.json))
@@ -133,16 +158,20 @@ export default function start(cfg, deliver) {
         slimDOMOptions: true,
         errorHandler: () => true, // rrweb's own errors stay out of the page
       },
-      // <video> and <audio> are empty boxes unless data-record-media="on".
-      recordingPrivacy(on('media') ? '' : ',video,audio'),
+      // <video> and <audio> are empty boxes unless data-record-media="on". The screenshot
+      // chunk's own copy of the page (html2canvas clones it into a hidden iframe) is never
+      // recorded: it is not what the visitor saw, and every copy was a new document of new
+      // node ids, which nothing stored before could repeat (18 % of a recording's bytes).
+      recordingPrivacy((on('media') ? '' : ',video,audio') + ',iframe.html2canvas-container'),
     ),
   );
 
   return {
-    /** Cut the current segment now; `sync` (the page is going away): as JSON, at once,
-     * together with any segment still being compressed. Resolves once it is handed over. */
+    /** Cut the current segment now; `sync` (the page is going away): gzipped at once
+     * (fflate), together with any segment still being compressed. Resolves once it is
+     * handed over. */
     flush: guard((sync) => {
-      if (sync) compressing.forEach((seg) => send(seg, 'json', seg.json));
+      if (sync) compressing.forEach(sendNow);
       cut(sync);
       return queue;
     }),

@@ -20,6 +20,7 @@ from marshmallow import EXCLUDE, ValidationError, fields, validate
 from .. import timerange
 from ..errors import not_found
 from ..queries import events as event_queries
+from ..queries import recordings as recording_queries
 from ..queries import replay
 from ..queries import screenshots as screenshot_queries
 from ..queries import sessions as session_queries
@@ -141,7 +142,11 @@ class ReplayPage:
                 view = replay_data(conn, user.account_id, session_id)
             else:
                 row = session_queries.get_session(conn, user.account_id, session_id)
-                view = None if row is None else {"session": _facts(row)}
+                # Its DOM recording's first two segments (the first frame's window, when it
+                # has one): replay.js starts the player and fetches them at once.
+                first = recording_queries.list_for_session(conn, user.account_id, session_id, limit=2)
+                view = None if row is None else {"session": _facts(row),
+                                                 "first_segments": [s["segment"] for s in first or ()]}
         if view is None:
             raise not_found("No such session in this account.")
         web.respond(req, resp, "replay.html", view, user, nav="sessions",
