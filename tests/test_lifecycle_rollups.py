@@ -405,3 +405,36 @@ def test_views_stay_whole_when_the_refresh_job_has_not_run_for_days(lc_url, runn
                 "SELECT count(*) AS n FROM hindsight_events_behind(hindsight_rollup_watermark('events_hourly'), "
                 "now() - INTERVAL '3 days')").fetchone()["n"]
             assert (behind_rows > 0) == (behind == "5 days")
+
+
+def test_a_page_path_or_referrer_too_long_for_an_index_is_cut_and_the_refresh_goes_on(lc_url, runner):
+    # 1,000 CJK characters (3 bytes each in UTF-8): within the API's 2,048-character URL limit,
+    # beyond what one btree entry holds (about 2,700 bytes). Random, so the index cannot
+    # compress them (repetitive text would fit and hide the fault).
+    rnd = random.Random(7)
+    long_text = "".join(chr(rnd.randrange(0x4E00, 0x9FFF)) for _ in range(1000))
+    with connect(lc_url) as conn:
+        now = conn.execute("SELECT now() AS t").fetchone()["t"]
+        account, host = new_account(conn)
+        start = now - timedelta(hours=50)  # a whole day before today: in the daily store too
+        sid = add_session(conn, account, host, start, referrer=f"https://{long_text}.example/x")
+        add_events(conn, sid, account, host, [
+            (start, "session_start", f"https://{host}/"),
+            (start + timedelta(seconds=1), "page_view", f"https://{host}/{long_text}"),
+            (start + timedelta(seconds=2), "click", f"https://{host}/{long_text}#/route/{long_text}"),
+        ])
+        first = refresh(runner)
+        assert first["ran"] and first.get("error") is None, first
+        pages = conn.execute("SELECT DISTINCT path FROM pages_hourly_store WHERE account_id = %s",
+                             (account,)).fetchall()
+        paths = sorted(r["path"] for r in pages)
+        # (The click's hash route comes after the first 400 characters: the same page.)
+        assert paths == ["/" + long_text[:399]], [len(p) for p in paths]
+        referrers = conn.execute(
+            "SELECT value FROM sessions_daily_store WHERE account_id = %s AND dimension = 'referrer'",
+            (account,)).fetchall()
+        assert [len(r["value"]) for r in referrers] == [253]
+        # The views still equal the direct aggregate over the raw rows.
+        assert views(conn, [account]) == directs(conn, [account])
+        # And the next refresh runs too (before the cut, every later one failed).
+        assert refresh(runner)["ran"]

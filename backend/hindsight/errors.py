@@ -98,6 +98,10 @@ def _unexpected(req, resp, ex: Exception, params) -> None:
 
 def _is_connection_failure(ex: psycopg.Error) -> bool:
     # OperationalError covers lost connections and admin shutdowns; those are retryable.
+    # It also covers SQLSTATE class 54 (a value past one of PostgreSQL's limits, e.g. an index
+    # entry too large): the same request fails the same way again, so it is not "unreachable".
+    if isinstance(ex, psycopg.errors.ProgramLimitExceeded):
+        return False
     return isinstance(ex, (psycopg.OperationalError, psycopg.errors.AdminShutdown,
                            psycopg.errors.CannotConnectNow))
 

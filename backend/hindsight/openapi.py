@@ -248,8 +248,9 @@ def _track_paths(spec: APISpec) -> None:
         "summary": "Whether a visitor's browser should take a screenshot of this page.",
         "description": "No token: the session id is the capability, and the page's Origin must be "
                        "covered by the session's host (otherwise, and for unknown sessions, `wanted` is "
-                       "true). False when the account holds a screenshot of the same page path and route "
-                       "fragment, for the same device class, newer than "
+                       "true). False when the account holds a screenshot of the same page (its path and hash "
+                       "route: a fragment starting with `/` or `!/`; an anchor is its page), for the "
+                       "same device class, newer than "
                        "HINDSIGHT_SCREENSHOT_FRESHNESS_HOURS.",
         "parameters": [{"in": "query", "schema": ScreenshotWantedQuerySchema}],
         "responses": answers({"200": _json(shapes.ScreenshotWantedShape, "The answer.")}, "400 503")}})

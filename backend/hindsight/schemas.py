@@ -117,6 +117,19 @@ class TrackBatchSchema(StrictSchema, TokenInBodyMixin):
             raise ValidationError("Each event in a batch needs its own seq.", "events")
 
 
+MAX_SCREENSHOT_ELEMENTS = 500
+
+
+class ScreenshotElementSchema(StrictSchema):
+    """Where one element of the page was when the screenshot was taken (CSS px of the page)."""
+    selector = bounded_text(1024, required=True, metadata={
+        "description": "The element's selector, computed as the tracker's click events compute it."})
+    x = strict_integer(required=True, validate=COORD)
+    y = strict_integer(required=True, validate=COORD)
+    width = strict_integer(required=True, validate=DIMENSION)
+    height = strict_integer(required=True, validate=DIMENSION)
+
+
 class ScreenshotSchema(StrictSchema, TokenInBodyMixin):
     session_id = fields.UUID(required=True)
     page_url = bounded_text(MAX_URL, load_default=None)
@@ -125,6 +138,10 @@ class ScreenshotSchema(StrictSchema, TokenInBodyMixin):
         "description": "data:image/(jpeg|png|webp);base64,... at most 10 MB decoded."})
     width = strict_integer(required=True, validate=validate.Range(min=1, max=20_000))
     height = strict_integer(required=True, validate=validate.Range(min=1, max=50_000))
+    elements = fields.List(fields.Nested(ScreenshotElementSchema), load_default=None,
+                           validate=validate.Length(max=MAX_SCREENSHOT_ELEMENTS), metadata={
+        "description": "The page's clickable elements and where they were: heatmaps place a click "
+                       "on its element (selector) at its offset inside it."})
 
 
 SESSION_SORTS = ("started_at", "-started_at", "duration", "-duration", "event_count",

@@ -3,17 +3,24 @@
 // is idle, so the core stays small.
 //
 // With DOM recording on, the recording is the replay: a screenshot is only a heatmap
-// background or a thumbnail, so a session takes one per distinct page (path and
-// fragment) and viewport width, and only when the server has no fresh one of that page for
+// background or a thumbnail, so a session takes one per distinct page (path and hash
+// route, pageKey) and viewport width, and only when the server has no fresh one of that page for
 // that device class (GET /api/v1/track/screenshot/wanted). With recording off, one per page
 // view (an identical one is not sent).
 
 import html2canvas from 'html2canvas';
 import { reportEarlyNetwork } from './early-network.js';
 import { configureMasking, maskClone } from './mask.js';
+import { selector } from './recorder.js';
 import { load, LS, save, SS } from './util.js';
 
 const MAX_HEIGHT = 6000; // CSS pixels of a long page that are captured
+// Elements whose place is sent with a screenshot (heatmaps draw a click on its element):
+// what is clicked first (links, buttons, fields...), then the others in document order.
+const CLICKABLE = 'a,button,input,select,textarea,label,summary,[role],[onclick],[tabindex]';
+const MAX_ELEMENTS = 500; // schemas.MAX_SCREENSHOT_ELEMENTS
+const MAX_LOOKED_AT = 3000; // elements looked at, on a very large page
+const MAX_MS = 40; // and never longer than this: what is measured by then is sent
 let previous = '';
 let busy = false;
 
@@ -22,6 +29,40 @@ function fingerprint(s) {
   let h = 2166136261;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
   return (h >>> 0).toString(36) + s.length;
+}
+
+/** Where the page's elements are (CSS px of the page, as on the screenshot, `height` tall):
+ * [{selector, x, y, width, height}], the selectors computed as click events compute theirs
+ * (recorder.js). An element whose selector another visible element shares is left out (a
+ * click on either could not be told apart), and so are invisible ones. Bounded: 500 boxes,
+ * 3,000 elements looked at, 40 ms (a selector costs a scan of its element's siblings: on a
+ * list of thousands, that is what runs out first). */
+export function elementBoxes(height) {
+  const body = document.body;
+  if (!body) return [];
+  const found = new Map(); // selector -> box, or 0 when ambiguous
+  const looked = new Set();
+  let kept = 0;
+  const until = performance.now() + MAX_MS;
+  for (const el of [...body.querySelectorAll(CLICKABLE), ...body.querySelectorAll('*')]) {
+    if (kept >= MAX_ELEMENTS || looked.size >= MAX_LOOKED_AT || performance.now() > until) break;
+    if (looked.has(el)) continue;
+    looked.add(el);
+    const r = el.getBoundingClientRect();
+    const x = Math.round(r.left + scrollX);
+    const y = Math.round(r.top + scrollY);
+    if (r.width < 1 || r.height < 1 || y >= height || y + r.height <= 0) continue;
+    const s = selector(el);
+    if (!s || s.length > 1024) continue;
+    if (found.has(s)) {
+      if (found.get(s)) kept--;
+      found.set(s, 0);
+      continue;
+    }
+    found.set(s, { selector: s, x, y, width: Math.round(r.width), height: Math.round(r.height) });
+    kept++;
+  }
+  return [...found.values()].filter(Boolean);
 }
 
 /** Render the page with `options` {format, quality, maxWidth} and tracker.js's masking
@@ -51,7 +92,7 @@ export async function shoot(cfg, options) {
   if (print === previous || data.length < 32) return null;
   previous = print;
   // The declared size is the image's real pixel size (the API checks it).
-  return { image_data: data, width: canvas.width, height: canvas.height };
+  return { image_data: data, width: canvas.width, height: canvas.height, elements: elementBoxes(height) };
 }
 
 /** Whether the server lacks a fresh screenshot of this page for this device class (with DOM
@@ -79,6 +120,11 @@ async function wanted(cfg, page, again) {
   }
 }
 
+/** The page a location is, as the server's hindsight_url_path says (sql/migrations/0029): its
+ * path, plus its hash route (a fragment starting with / or !/, without the route's query);
+ * an anchor is its page. */
+export const pageKey = (loc) => loc.pathname + ((/^#!?\/[^?#]+/.exec(loc.hash) || [''])[0]);
+
 /** tracker.js's entry: take this page view's screenshot, if one is wanted, and hand it to
  * `upload` (the transport's outbox) as [session_id, path, JSON body, 0].
  * cfg: tracker.js's options plus sessionId(), active(), get(), num(). */
@@ -87,7 +133,7 @@ export default async function capture(cfg, upload) {
   const here = () => location.href.slice(0, 2048); // the page_url of tracker.js's events
   const page = here();
   const seenKey = 'hs:' + cfg.account + ':p'; // sessionStorage: {i: session id, k: [page keys]}
-  const key = location.pathname + location.hash + ' ' + innerWidth;
+  const key = pageKey(location) + ' ' + innerWidth;
   const seen = load(SS, seenKey) || {};
   const keys = seen.i == cfg.sessionId() ? seen.k : [];
   if (busy || document.visibilityState === 'hidden' || (cfg.record && keys.includes(key))) return;

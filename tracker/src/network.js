@@ -1,7 +1,7 @@
 // Network timings of the page's own fetch and XMLHttpRequest calls: method, URL
 // without its query string, status and duration. Never headers, never bodies.
 
-import { bare, safe, W } from './util.js';
+import { bare, round, safe, W } from './util.js';
 
 /** Wrap fetch and XMLHttpRequest; returns [the time they were wrapped (performance.now()),
  * report(kind, method, url, status, t0)], which early-network.js uses in a lazy chunk. */
@@ -9,7 +9,7 @@ export function recordNetwork(emit, own) {
   const perf = performance;
   const report = safe((kind, method, url, status, t0) => {
     if (!url.startsWith(own)) {
-      emit('network', { event_data: { kind, method, url: bare(url), status, duration_ms: Math.round(perf.now() - t0) } });
+      emit('network', { event_data: { kind, method, url: bare(url), status, duration_ms: round(perf.now() - t0) } });
     }
   });
 

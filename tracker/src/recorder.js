@@ -10,7 +10,7 @@ const SETTLE = 250; // ms: scroll is recorded at most this often, resize once it
 const RAGE_MS = 1000; // rage click: >= 3 clicks within 1 s ...
 const RAGE_PX = 24; // ... less than this far apart
 
-const esc = (s) => CSS.escape(s);
+const esc = CSS.escape;
 
 /** A CSS selector for `el`: up to five levels, stopping at the first id. */
 export function selector(el) {
@@ -59,7 +59,8 @@ export function record(emit, ctx) {
     const y = round(e.clientY);
     recent = recent.filter((c) => t - c[0] < RAGE_MS && Math.abs(c[1] - x) < RAGE_PX && Math.abs(c[2] - y) < RAGE_PX);
     recent.push([t, x, y]);
-    const data = { text: textOf(el) };
+    // Where in the element (CSS px): the heatmap places the click on that element in its screenshot.
+    const data = { text: textOf(el), o: [e.offsetX, e.offsetY] };
     if (recent.length > 2) data.rage = recent.length;
     emit(
       'click',

@@ -2,8 +2,12 @@
 
 Coordinates: a click is stored in CSS pixels of the visitor's viewport plus the page's
 scroll (`x`, `y`); a screenshot is the page rendered `image_width / css_width` times its
-CSS size. Across visitors with different window widths, x is taken relative to each one's
-viewport width (centred and fluid layouts line up), y in CSS pixels of the page.
+CSS size. A click is placed on the element it hit when the screenshot knows that element
+(`Page.elements`: the boxes tracker.js measured when it took the screenshot, by selector)
+and the click knows where inside it it landed (`Click.offset`): at the element's box plus
+that offset, clamped to the box, whatever the visitor's window width was. Otherwise (older
+screenshots and clicks, an element the screenshot did not see) x is taken relative to each
+visitor's viewport width (fluid layouts line up), y in CSS pixels of the page.
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ import io
 import math
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw, ImageFont
 
-RENDER_VERSION = 1          # part of the cache key: bump when the picture changes
+RENDER_VERSION = 2          # part of the cache key: bump when the picture changes
 BLANK_WIDTH = 1024          # no screenshot of the page: a white page this wide
 MAX_BLANK_HEIGHT = 4000
 REACH_LINES = (75, 50, 25)  # "this share of visitors saw this far" lines
@@ -29,6 +33,8 @@ class Click:
     y: float                # CSS px from the page's top
     viewport_width: int     # the visitor's viewport width (0: unknown)
     rage: bool = False
+    selector: str | None = None                  # the clicked element's (tracker.js's selector())
+    offset: tuple[float, float] | None = None    # CSS px from that element's top left corner
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class Page:
     image_width: int
     image_height: int
     css_width: int          # 0: unknown (taken as the image's width)
+    # Element boxes on the screenshot, CSS px of the page: selector -> (x, y, width, height).
+    elements: Mapping[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
     @property
     def scale(self) -> float:
@@ -51,8 +59,43 @@ class Page:
 
 def position(page: Page, click: Click) -> tuple[float, float]:
     """Where a click lands on the page's picture, in image pixels."""
+    x, y, _ = placed(page, click)
+    return x, y
+
+
+def placed(page: Page, click: Click) -> tuple[float, float, str]:
+    """(x, y, how): on its element ("element") when the screenshot knows it, else by the
+    fraction of the visitor's viewport width ("viewport")."""
+    box = page.elements.get(click.selector) if click.selector and click.offset else None
+    if box is not None and click.offset is not None:
+        bx, by, bw, bh = box
+        ox = min(max(click.offset[0], 0.0), max(bw - 1, 0))
+        oy = min(max(click.offset[1], 0.0), max(bh - 1, 0))
+        return (bx + ox) * page.scale, (by + oy) * page.scale, "element"
     width = click.viewport_width or page.css_width or page.image_width
-    return click.x * page.image_width / width, click.y * page.scale
+    return click.x * page.image_width / width, click.y * page.scale, "viewport"
+
+
+def element_boxes(stored: object) -> dict[str, tuple[float, float, float, float]]:
+    """A screenshot's `elements` column ([[selector, x, y, width, height], ...]) as boxes by
+    selector; anything malformed is skipped."""
+    boxes: dict[str, tuple[float, float, float, float]] = {}
+    if not isinstance(stored, list):
+        return boxes
+    for item in stored:
+        if (isinstance(item, list) and len(item) == 5 and isinstance(item[0], str)
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in item[1:])):
+            boxes[item[0]] = (float(item[1]), float(item[2]), float(item[3]), float(item[4]))
+    return boxes
+
+
+def click_offset(stored: object) -> tuple[float, float] | None:
+    """A click's `event_data.o` ([x, y] inside its element, from tracker.js), or None."""
+    if (isinstance(stored, list) and len(stored) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                    and abs(v) < 1e7 for v in stored)):
+        return float(stored[0]), float(stored[1])
+    return None
 
 
 def reach(depths: Iterable[float], css_height: float, steps: int = 10) -> list[dict]:

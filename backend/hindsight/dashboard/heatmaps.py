@@ -3,12 +3,15 @@
     GET /dashboard/heatmaps?page=/path[&host=][&range=7d|from=&to=]   the page (or ?format=json)
     GET /dashboard/heatmaps/image.png?...same...                         the picture (PNG, cached)
 
-The page is chosen by its path (the roll-ups' key), optionally on one registered domain;
-a full URL is accepted and reduced to its path.
+The page is chosen by its page key (the roll-ups' key, `hindsight_url_path`: its path, plus
+its route where the site routes by hash, `/#/active`), optionally on one registered domain;
+a full URL or a path with a fragment is accepted and reduced to its page by the same SQL
+function (an anchor, `/docs#install`, is its page, `/docs`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import urllib.parse
 from datetime import datetime
@@ -25,6 +28,7 @@ from ..services import Services
 from . import heatmap, web
 
 DEFAULT_RANGE = "7d"
+MAX_POINTS = 500   # clicks listed, as drawn, in the page's JSON twin
 
 
 def selection(req: falcon.Request, now: datetime) -> dict:
@@ -33,7 +37,8 @@ def selection(req: falcon.Request, now: datetime) -> dict:
     if len(page) > 2048:
         raise bad_request("`page` is too long.", {"page": ["At most 2048 characters."]})
     if "://" in page:
-        page = urllib.parse.urlsplit(page).path or "/"
+        parts = urllib.parse.urlsplit(page)
+        page = (parts.path or "/") + (f"#{parts.fragment}" if parts.fragment else "")
     if page and not page.startswith("/"):
         page = "/" + page
     host = (req.get_param("host") or "").strip().lower() or None
@@ -49,12 +54,23 @@ def _params(account_id, sel: dict) -> dict:
 def _page(conn, account_id, sel: dict) -> tuple[heatmap.Page, dict | None, list[heatmap.Click]]:
     params = _params(account_id, sel)
     shot = sources.latest_screenshot(conn, params)
-    clicks = [heatmap.Click(r["x"], r["y"], r["viewport_width"], r["rage"])
+    clicks = [heatmap.Click(r["x"], r["y"], r["viewport_width"], r["rage"], r["selector"],
+                            heatmap.click_offset(r["offset"]))
               for r in sources.heatmap_clicks(conn, params)]
     if shot is None:
         return heatmap.blank_page(clicks), None, clicks
-    return (heatmap.Page(None, shot["image_width"], shot["image_height"], shot["viewport_width"]),
+    return (heatmap.Page(None, shot["image_width"], shot["image_height"], shot["viewport_width"],
+                         heatmap.element_boxes(shot["elements"])),
             shot, clicks)
+
+
+def _points(page: heatmap.Page, clicks: list[heatmap.Click]) -> list[dict]:
+    """The newest clicks as drawn (image px of the picture) and how each was placed."""
+    points = []
+    for click in clicks[:MAX_POINTS]:
+        x, y, how = heatmap.placed(page, click)
+        points.append({"x": round(x, 1), "y": round(y, 1), "placed_by": how, "selector": click.selector})
+    return points
 
 
 def image_query(sel: dict) -> str:
@@ -81,6 +97,8 @@ class HeatmapsPage:
             pages = traffic.top_pages(conn, user.account_id, rng, 25, sel["host"])
             if sel["page"] is None and pages:
                 sel["page"] = pages[0]["path"]
+            if sel["page"] is not None:
+                sel["page"] = sources.page_key(conn, sel["page"])
             result = None
             if sel["page"] is not None:
                 page, shot, clicks = _page(conn, user.account_id, sel)
@@ -94,6 +112,8 @@ class HeatmapsPage:
                         "timestamp": shot["timestamp"], "width": shot["image_width"],
                         "height": shot["image_height"]},
                     "scroll_depth": heatmap.reach(depths, page.css_height),
+                    "placed_on_elements": sum(heatmap.placed(page, c)[2] == "element" for c in clicks),
+                    "points": _points(page, clicks),
                     "image_url": f"{web.PREFIX}/heatmaps/image.png{image_query(sel)}",
                 }
         view = {"page": sel["page"], "host": sel["host"], "range": sel["range"],
@@ -112,13 +132,14 @@ class HeatmapImage:
             sel = selection(req, self._s.clock())
             if sel["page"] is None:
                 raise bad_request("Choose a page (`page=/path`).", {"page": ["Required."]})
+            sel["page"] = sources.page_key(conn, sel["page"])
             params = _params(user.account_id, sel)
             shot = sources.latest_screenshot(conn, params)
             mark = sources.heatmap_fingerprint(conn, params)
             depths = sources.scroll_depths(conn, params)
             key = hashlib.sha256(web.dumps([
                 heatmap.RENDER_VERSION, user.account_id, sel["page"], sel["host"],
-                shot and shot["content_hash"], mark["clicks"], mark["first_click"], mark["last_click"],
+                shot and shot["content_hash"], shot and shot["screenshot_id"], mark["clicks"], mark["first_click"], mark["last_click"],
                 sorted(depths),
             ]).encode()).digest()
             png = sources.cached_heatmap(conn, user.account_id, key)
@@ -128,7 +149,7 @@ class HeatmapImage:
                 if shot is not None:
                     found = screenshot_queries.image(conn, user.account_id, shot["screenshot_id"])
                     image = bytes(found["image_data"]) if found else None
-                    page = heatmap.Page(image, page.image_width, page.image_height, page.css_width)
+                    page = dataclasses.replace(page, image=image)
                 # Seconds of CPU for a long page: off the gevent hub (hindsight.offload).
                 png = run_in_thread(heatmap.render, page, clicks, depths)
                 sources.store_heatmap(conn, user.account_id, key, png)

@@ -33,5 +33,6 @@ def store(services: Services, sender: Sender, body: dict[str, Any], now: datetim
             width=image.width, height=image.height, session_id=body["session_id"],
             account_id=writer.account_id, host=writer.host, page_url=body["page_url"],
             timestamp=body["timestamp"], strip_query=writer.strip_query_strings,
+            elements=body.get("elements"),
         )
     return StoredScreenshot(screenshot_id, created)

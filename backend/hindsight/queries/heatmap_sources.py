@@ -1,4 +1,5 @@
-"""What a click heatmap is drawn from, for one page (its path, on one host or all) in a
+"""What a click heatmap is drawn from, for one page (its page key, `hindsight_url_path`:
+the path, plus the route of a hash-routed app, sql/migrations/0029; on one host or all) in a
 time range: its clicks (rage clicks marked), its latest screenshot (whose bytes are read
 as every screenshot is, screenshots.image) and how far down each session scrolled; and
 the cache of drawn PNGs. Scoped to one account, like every dashboard read."""
@@ -23,7 +24,8 @@ MAX_HEATMAP_CLICKS = 50_000
 
 HEATMAP_CLICKS = sql.SQL("""
 SELECT e.viewport_x + coalesce(e.scroll_x, 0) AS x, e.viewport_y + coalesce(e.scroll_y, 0) AS y,
-       coalesce(s.viewport_width, 0) AS viewport_width, {rage_click} AS rage
+       coalesce(s.viewport_width, 0) AS viewport_width, {rage_click} AS rage,
+       e.target_selector AS selector, e.event_data -> 'o' AS "offset"
 FROM events e
 JOIN sessions s ON s.session_id = e.session_id
 WHERE e.event_type = 'click' AND e.viewport_x IS NOT NULL AND e.viewport_y IS NOT NULL
@@ -41,7 +43,8 @@ WHERE e.event_type = 'click' AND {page_match}
 
 LATEST_SCREENSHOT = """
 SELECT sc.screenshot_id, encode(sc.content_hash, 'hex') AS content_hash, sc.page_url,
-       sc."timestamp", i.image_width, i.image_height, coalesce(s.viewport_width, 0) AS viewport_width
+       sc."timestamp", i.image_width, i.image_height, coalesce(s.viewport_width, 0) AS viewport_width,
+       sc.elements
 FROM screenshots sc
 JOIN screenshot_images i USING (content_hash)
 JOIN sessions s ON s.session_id = sc.session_id
@@ -62,6 +65,11 @@ WHERE e.event_type IN ('page_view', 'scroll') AND e.target_selector IS NULL
   AND {page_match}
 GROUP BY e.session_id
 """).format(page_match=sql.SQL(PAGE_MATCH))
+
+
+def page_key(conn: Conn, url: str) -> str:
+    """The page a URL or path is (`hindsight_url_path`, the one definition of a page)."""
+    return one(conn.execute("SELECT hindsight_url_path(%s::text) AS page", (url,)))["page"]
 
 
 def page_params(account_id: uuid.UUID, path: str, host: str | None, start: datetime,

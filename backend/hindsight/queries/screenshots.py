@@ -6,14 +6,16 @@ import uuid
 from datetime import datetime
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from ..db import Conn, one
 from .writers import STRIPPED_URL
 
 _INSERT_SCREENSHOT = sql.SQL("""
-INSERT INTO screenshots (session_id, account_id, host, page_url, "timestamp", content_hash, width, height)
+INSERT INTO screenshots (session_id, account_id, host, page_url, "timestamp", content_hash, width, height,
+                         elements)
 VALUES (%(session_id)s, %(account_id)s, %(host)s, {page_url}, %(timestamp)s, %(content_hash)s,
-        %(width)s, %(height)s)
+        %(width)s, %(height)s, %(elements)s)
 ON CONFLICT (session_id, "timestamp", content_hash) DO NOTHING
 RETURNING screenshot_id
 """).format(page_url=sql.SQL(STRIPPED_URL.format(strip="%(strip_query)s::boolean", url="%(page_url)s::text")))
@@ -21,11 +23,13 @@ RETURNING screenshot_id
 
 def store(conn: Conn, *, content_hash: bytes, image: bytes, image_format: str,
           width: int, height: int, session_id: uuid.UUID, account_id: uuid.UUID, host: str,
-          page_url: str | None, timestamp: datetime, strip_query: bool = False) -> tuple[int, bool]:
+          page_url: str | None, timestamp: datetime, strip_query: bool = False,
+          elements: list[dict] | None = None) -> tuple[int, bool]:
     """Store the image once and reference it from the session; return (id, created).
 
     Runs in the caller's transaction. A re-sent upload returns the existing id. With
     `strip_query`, the page URL is stored without its query string (writers.STRIPPED_URL).
+    `elements` (schemas.ScreenshotElementSchema) are stored as [selector, x, y, width, height].
     """
     insert_image = """
         INSERT INTO screenshot_images (content_hash, image_data, image_format, image_width,
@@ -44,6 +48,8 @@ def store(conn: Conn, *, content_hash: bytes, image: bytes, image_format: str,
         "session_id": session_id, "account_id": account_id, "host": host, "page_url": page_url,
         "strip_query": strip_query, "timestamp": timestamp, "content_hash": content_hash,
         "width": width, "height": height,
+        "elements": None if elements is None else Jsonb(
+            [[e["selector"], e["x"], e["y"], e["width"], e["height"]] for e in elements if e["selector"]]),
     }).fetchone()
     if row is None:  # the insert conflicted: the screenshot exists
         existing = one(conn.execute(
@@ -87,8 +93,9 @@ def image(conn: Conn, account_id: uuid.UUID, screenshot_id: int) -> dict | None:
 # layout follows the width (phone < 768 CSS px <= tablet < 1200 <= desktop).
 _WIDTH_CLASS = "(CASE WHEN coalesce({w}, 0) < 768 THEN 0 WHEN {w} < 1200 THEN 1 ELSE 2 END)"
 
-# Whether the account already holds a screenshot of this page (path and route fragment,
-# no query) for this session's device class, taken since `since`. No row: no such session.
+# Whether the account already holds a screenshot of this page (its page key, hindsight_url_path:
+# path and hash route, no query, no anchor) for this session's device class, taken since
+# `since`. No row: no such session.
 _FRESH_SCREENSHOT = sql.SQL("""
 WITH me AS (
     SELECT account_id, host, viewport_width FROM sessions WHERE session_id = %(session_id)s
@@ -100,7 +107,6 @@ SELECT me.host, EXISTS (
     WHERE sc.account_id = me.account_id AND sc.host = me.host
       AND sc."timestamp" >= %(since)s
       AND hindsight_url_path(sc.page_url) = hindsight_url_path(%(page_url)s::text)
-      AND split_part(coalesce(sc.page_url, ''), '#', 2) = split_part(%(page_url)s::text, '#', 2)
       AND {theirs} = {mine}
 ) AS fresh
 FROM me
