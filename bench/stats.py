@@ -406,6 +406,17 @@ SELECT coalesce(browser, '') AS value, count(DISTINCT visitor_id) AS visitors
 FROM sessions WHERE account_id = %(account_id)s AND started_at >= %(start)s AND started_at < %(end)s
 GROUP BY 1
 """
+# The overview's four breakdowns with their visitors (visitors.breakdowns, one statement).
+RAW_BREAKDOWNS = """
+SELECT d.dimension, nullif(d.value, '') AS value, count(*) AS sessions, count(DISTINCT s.visitor_id) AS visitors,
+       sum(count(*)) OVER (PARTITION BY d.dimension) AS total
+FROM sessions s
+CROSS JOIN LATERAL (VALUES ('referrer', coalesce(hindsight_referrer_host(s.referrer, s.host), '')),
+                           ('device_type', coalesce(s.device_type, '')), ('browser', coalesce(s.browser, '')),
+                           ('os', coalesce(s.os, ''))) AS d (dimension, value)
+WHERE s.account_id = %(account_id)s AND s.started_at >= %(start)s AND s.started_at < %(end)s
+GROUP BY 1, 2
+"""
 # Time on page: the gap to the session's next page view (its last activity after its last
 # one), at most 30 minutes; an exit: a page view with no next one.
 RAW_PAGE_VISITS = """
@@ -509,6 +520,23 @@ def measure_visitors(url: str, account: dict, now: datetime, config: Config) -> 
                                                            "end": days.end}).fetchall(),
             check_browsers)
 
+        def check_breakdowns(got, want):
+            errors, exact = [], 0
+            for dim, result in got.items():
+                rows = sorted((r for r in want if r["dimension"] == dim),
+                              key=lambda r: (-r["sessions"], r["value"] is None, r["value"] or ""))[:8]
+                assert result["total"] == (rows[0]["total"] if rows else 0), dim
+                assert [(r["value"], r["sessions"]) for r in result["data"]] == [
+                    (r["value"], r["sessions"]) for r in rows], dim
+                errors += [_error(g["visitors"], w["visitors"]) for g, w in zip(result["data"], rows, strict=True)]
+                exact += sum(r["visitors"] for r in rows)
+            return errors, exact
+
+        run("sessions and visitors by referrer, device, browser and OS (the overview's four, one statement)",
+            lambda: visitor_stats.breakdowns(conn, account_id, traffic.DIMENSIONS, days, 8),
+            lambda: conn.execute(RAW_BREAKDOWNS, {**params, "start": days.start, "end": days.end}).fetchall(),
+            check_breakdowns)
+
         def check_pages(got, want):
             assert [(r["host"], r["path"]) for r in got] == [(r["host"], r["path"]) for r in want]
             errors = []
@@ -521,6 +549,10 @@ def measure_visitors(url: str, account: dict, now: datetime, config: Config) -> 
 
         run("top 10 pages: visitors, time on page, entries, bounces, exits",
             lambda: visitor_stats.pages(conn, account_id, hours, 10),
+            lambda: conn.execute(RAW_PAGE_VISITS, {**params, "limit": 10}).fetchall(), check_pages)
+        top10 = sorted({r["path"] for r in conn.execute(RAW_PAGE_VISITS, {**params, "limit": 10}).fetchall()})
+        run("the same for given paths (the overview's top pages, visitors merged in one statement)",
+            lambda: visitor_stats.pages(conn, account_id, hours, 10, paths=top10),
             lambda: conn.execute(RAW_PAGE_VISITS, {**params, "limit": 10}).fetchall(), check_pages)
     return out
 
@@ -758,10 +790,13 @@ def render(result: Result, command: str) -> str:
         f"Slowest overview range as deployed (raw events kept 30 days, roll-ups 2 years): "
         f"**{max((o['page_retained_ms'] for o in result.overview), default=0):.1f} ms** (target: under 100 ms at "
         f"10 M events){' — met' if all(o['page_retained_ms'] < 100 for o in result.overview) else ' — NOT met'}. "
-        "The page runs about ten queries (the session check, the series, the two page lists, four breakdowns, "
-        "the slowest endpoints); on this edition each roll-up view also computes the buckets after its "
-        "watermark (this hour, today, this week) from the raw rows when it is read, where the timescale "
-        "edition reads its continuous aggregates (bench/compression.py's section times the same page there).",
+        "After the session check the page runs seven statements (plus the watermark reads): the events "
+        "series, the visitor series, the two page lists, the top pages' visitors, the visitor summary, the "
+        "four breakdowns with their visitors (one statement), the slowest endpoints; on this edition the "
+        "buckets after each roll-up's watermark (this hour, today, this week) are computed from the raw rows "
+        "when they are read, where the timescale edition reads its continuous aggregates (bench/compression.py's "
+        "section times the same page there). Where the time goes, per statement: docs/DECISIONS.md, "
+        "\"The overview's statements\".",
         "",
         "Sizes: " + ", ".join(f"`{k}` {v}" for k, v in result.sizes.items()) + ".",
         "",

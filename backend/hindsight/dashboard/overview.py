@@ -52,39 +52,45 @@ class OverviewPage:
         chosen = timerange.dashboard_range({"range": req.get_param("range")}, self._s.clock(),
                                            default_preset=DEFAULT_RANGE)
         start, end, preset = chosen.start, chosen.end, chosen.preset
-        interval = "hour" if end - start <= timedelta(days=7) else "day"
         with self._s.pool.connection() as conn:  # the login: on the primary
             user = web.current_user(req, conn, self._s)
         with self._s.read_pool.connection() as conn:  # the data: may lag (SCALING.md)
-            account = user.account_id
-            rng = traffic.hour_range(start, end) if interval == "hour" else traffic.day_range(start, end)
-            series = traffic.series(conn, account, rng, interval)
-            per_bucket = visitor_stats.series(conn, account, rng, interval)
-            series = [{**row, "visitors": more["visitors"]} for row, more in zip(series, per_bucket, strict=True)]
-            hours = traffic.hour_range(start, end)
-            days = traffic.day_range(start, end)
-            top_pages, error_pages = traffic.page_lists(conn, account, hours, 10)
-            visits = {(r["host"], r["path"]): r for r in visitor_stats.pages(
-                conn, account, hours, 100, paths=sorted({p["path"] for p in top_pages}))}
-            top_pages = [{**p, **_page_visits(visits.get((p["host"], p["path"])))} for p in top_pages]
-            summary = visitor_stats.summary(conn, account, rng)
-            # Visitors of the range are not the sum of its buckets' visitors (who come back).
-            totals = {key: summary["visitors"] if key == "visitors" else sum(r[key] for r in series)
-                      for key, _ in METRICS}
-            view = {
-                "range": preset, "from": rng.start, "to": rng.end, "interval": interval,
-                "series": series,
-                "totals": totals,
-                "visitors": summary,
-                "top_pages": top_pages,
-                "breakdowns": {dim: _with_visitors(conn, account, dim, days, traffic.breakdown(
-                    conn, account, dim, days, 8)) for dim, _ in BREAKDOWNS},
-                "slowest_endpoints": traffic.slowest_endpoints(conn, account, start, end),
-                "error_pages": error_pages,
-            }
+            view = {"range": preset, **numbers(conn, user.account_id, start, end)}
+        series, totals = view["series"], view["totals"]
         charts = {key: {**bars(series, key), "total": totals[key]} for key, _ in METRICS}
         web.respond(req, resp, "overview.html", view, user, nav="overview", ranges=list(timerange.PRESETS),
                     charts=charts, metrics=METRICS, breakdown_names=BREAKDOWNS)
+
+
+def numbers(conn, account, start, end) -> dict:
+    """The overview's numbers for [start, end), read from the roll-ups in one transaction."""
+    interval = "hour" if end - start <= timedelta(days=7) else "day"
+    rng = traffic.hour_range(start, end) if interval == "hour" else traffic.day_range(start, end)
+    series = traffic.series(conn, account, rng, interval)
+    per_bucket = visitor_stats.series(conn, account, rng, interval)
+    series = [{**row, "visitors": more["visitors"]} for row, more in zip(series, per_bucket, strict=True)]
+    hours = traffic.hour_range(start, end)
+    days = traffic.day_range(start, end)
+    top_pages, error_pages = traffic.page_lists(conn, account, hours, 10)
+    visits = {(r["host"], r["path"]): r for r in visitor_stats.pages(
+        conn, account, hours, 100, paths=sorted({p["path"] for p in top_pages}))}
+    top_pages = [{**p, **_page_visits(visits.get((p["host"], p["path"])))} for p in top_pages]
+    summary = visitor_stats.summary(conn, account, rng)
+    # Visitors of the range are not the sum of its buckets' visitors (who come back).
+    totals = {key: summary["visitors"] if key == "visitors" else sum(r[key] for r in series)
+              for key, _ in METRICS}
+    # Sessions and visitors by referrer, device, browser and OS: one statement for the four.
+    breakdowns = visitor_stats.breakdowns(conn, account, tuple(dim for dim, _ in BREAKDOWNS), days, 8)
+    return {
+        "from": rng.start, "to": rng.end, "interval": interval,
+        "series": series,
+        "totals": totals,
+        "visitors": summary,
+        "top_pages": top_pages,
+        "breakdowns": breakdowns,
+        "slowest_endpoints": traffic.slowest_endpoints(conn, account, start, end),
+        "error_pages": error_pages,
+    }
 
 
 _VISIT_FIELDS = ("visitors", "avg_time_on_page_s", "bounce_rate", "exit_rate")
@@ -93,8 +99,3 @@ _VISIT_FIELDS = ("visitors", "avg_time_on_page_s", "bounce_rate", "exit_rate")
 def _page_visits(row: dict | None) -> dict:
     """A hot route's visitors, time on page, bounce and exit rate (None: not known)."""
     return {k: (row[k] if row is not None else (0 if k == "visitors" else None)) for k in _VISIT_FIELDS}
-
-
-def _with_visitors(conn, account, dimension: str, days, result: dict) -> dict:
-    counts = visitor_stats.breakdown_visitors(conn, account, dimension, days, [r["value"] for r in result["data"]])
-    return {**result, "data": [{**r, "visitors": counts[r["value"]]} for r in result["data"]]}

@@ -4,12 +4,14 @@ from the visitor roll-ups (sql/migrations/0023)."""
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
 from psycopg import sql
 
 from ..db import Conn, one
 from .traffic import Range
+
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 
 def salt(conn: Conn, day: date, candidate: bytes) -> bytes:
@@ -50,7 +52,7 @@ _SPLIT = """
     SELECT {columns} FROM {hourly}
     WHERE account_id = %(account_id)s AND bucket >= %({p}_dcut)s AND bucket < %({p}_end1)s {where}
     UNION ALL
-    SELECT {columns} FROM {function}(%({p}_hcut)s, %(end)s, %(account_id)s)
+    SELECT {columns} FROM {tail}
     WHERE (bucket >= %(start)s AND bucket < %(day0)s OR bucket >= %({p}_dcut)s AND bucket < %(end)s) {where}
 """
 _FUNCTIONS = {"visits": "hindsight_visits", "page_visits": "hindsight_page_visits"}
@@ -59,12 +61,22 @@ _FUNCTIONS = {"visits": "hindsight_visits", "page_visits": "hindsight_page_visit
 CARDINALITY = "coalesce(round(hll_cardinality(hll_union_agg(visitors))), 0)::bigint"
 
 
-def _rows(prefix: str, columns: str, where: str, host: str | None) -> sql.Composable:
-    """The rows of roll-up `prefix` over the range (its bounds: `_params(..., prefixes)`)."""
+def _rows(prefix: str, columns: str, where: str, host: str | None, tail: str | None = None) -> sql.Composable:
+    """The rows of roll-up `prefix` over the range (its bounds: `_params(..., prefixes)`).
+
+    `tail`: the name of a CTE (`_tail(prefix)`) holding the buckets after the hourly
+    watermark, so that a statement reading the roll-up more than once computes them once."""
     condition = sql.SQL(where + (" AND host = %(host)s" if host is not None else ""))
+    source = sql.Identifier(tail) if tail is not None else _tail(prefix)
     return sql.SQL(_SPLIT).format(columns=sql.SQL(columns), daily=sql.Identifier(f"{prefix}_daily_store"),
                                   hourly=sql.Identifier(f"{prefix}_hourly_store"), where=condition,
-                                  function=sql.Identifier(_FUNCTIONS[prefix]), p=sql.SQL(prefix))
+                                  tail=source, p=sql.SQL(prefix))
+
+
+def _tail(prefix: str) -> sql.Composable:
+    """The buckets after the hourly watermark, up to the range's end, computed from the raw rows."""
+    return sql.SQL("{}(%({}_hcut)s, %(end)s, %(account_id)s)").format(
+        sql.Identifier(_FUNCTIONS[prefix]), sql.SQL(prefix))
 
 
 _WATERMARKS = """
@@ -125,16 +137,16 @@ def summary(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None = No
             "pages_per_session": _ratio(row["page_views"], row["sessions"])}
 
 
+# Per bucket from the stores and the function (as _SPLIT), never from the views: the views
+# compute the newest buckets for every account (hindsight_visits(..., account => NULL)).
 SERIES = """
 WITH r AS (
-    SELECT bucket, {cardinality} AS visitors, sum(sessions) AS sessions, sum(bounces) AS bounces
-    FROM {rollup}
-    WHERE account_id = %(account_id)s AND dimension = 'all' AND bucket >= %(start)s AND bucket < %(end)s {host}
-    GROUP BY bucket
+    SELECT time_bucket(%(width)s, bucket) AS bucket, {cardinality} AS visitors, sum(bounces) AS bounces
+    FROM ({rows}) AS x
+    GROUP BY 1
 )
 SELECT g.bucket, coalesce(r.visitors, 0)::bigint AS visitors, coalesce(r.bounces, 0)::bigint AS bounces
-FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - %(width)s * INTERVAL '1 second',
-                     %(width)s * INTERVAL '1 second') AS g (bucket)
+FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - %(width)s, %(width)s) AS g (bucket)
 LEFT JOIN r ON r.bucket = g.bucket
 ORDER BY g.bucket
 """
@@ -142,12 +154,13 @@ ORDER BY g.bucket
 
 def series(conn: Conn, account_id: uuid.UUID, rng: Range, interval: str, host: str | None = None) -> list[dict]:
     """Visitors (with a session started in the bucket) and bounced sessions per hour or day."""
-    rollup, width = ("visits_hourly", 3600) if interval == "hour" else ("visits_daily", 86400)
     _serial(conn)
-    query = sql.SQL(SERIES).format(cardinality=sql.SQL(CARDINALITY), rollup=sql.Identifier(rollup),
-                                   host=sql.SQL("AND host = %(host)s" if host is not None else ""))
-    return conn.execute(query, {"account_id": account_id, "start": rng.start, "end": rng.end,
-                                "width": width, "host": host}).fetchall()
+    params = _params(conn, account_id, rng, host, ("visits",), width=HOUR if interval == "hour" else DAY)
+    if interval == "hour":  # the hourly rows only: no daily store part
+        params.update({"day0": rng.start, "visits_dcut": rng.start, "visits_end0": rng.start})
+    query = sql.SQL(SERIES).format(cardinality=sql.SQL(CARDINALITY), rows=_rows(
+        "visits", "bucket, visitors, bounces", "AND dimension = 'all'", host))
+    return conn.execute(query, params).fetchall()
 
 
 BREAKDOWN = "SELECT value, {cardinality} AS visitors FROM ({rows}) AS x GROUP BY value"
@@ -166,12 +179,58 @@ def breakdown_visitors(conn: Conn, account_id: uuid.UUID, dimension: str, rng: R
     return {v: found.get(v, 0) for v in values}
 
 
+# Sessions and visitors by session attribute, several attributes in one statement, from the
+# visitor roll-ups (which count the sessions started per attribute value as sessions_daily
+# does): the sessions per value first and the top `limit` values of each attribute (cheap),
+# then the union of those values' sketches only. The newest buckets (raw sessions after the
+# hourly watermark) are computed once (`tail`), not once per attribute (issue 12: the overview
+# ran eight statements and computed them four times).
+BREAKDOWNS = """
+WITH tail AS MATERIALIZED (
+    SELECT bucket, host, dimension, value, sessions, visitors FROM {tail}
+    WHERE dimension = ANY(%(dimensions)s)
+), sums AS (
+    SELECT dimension, value, sum(sessions)::bigint AS sessions,
+           sum(sum(sessions)) OVER (PARTITION BY dimension)::bigint AS total,
+           row_number() OVER (PARTITION BY dimension ORDER BY sum(sessions) DESC, nullif(value, '')) AS rank
+    FROM ({counts}) AS x
+    GROUP BY dimension, value
+), top AS (
+    SELECT * FROM sums WHERE rank <= %(limit)s
+)
+SELECT t.dimension, nullif(t.value, '') AS value, t.sessions, t.total, {cardinality} AS visitors
+FROM top t JOIN ({sketches}) AS y ON y.dimension = t.dimension AND y.value = t.value
+GROUP BY t.dimension, t.value, t.sessions, t.total, t.rank
+ORDER BY t.dimension, t.rank
+"""
+
+
+def breakdowns(conn: Conn, account_id: uuid.UUID, dimensions: tuple[str, ...], rng: Range, limit: int,
+               host: str | None = None) -> dict[str, dict]:
+    """Per session attribute (referrer host, device type, browser, OS): the sessions started in
+    the range's days by value, most first (`limit` of them; value None: unknown), each with its
+    visitors, and the attribute's total sessions — as traffic.breakdown + breakdown_visitors
+    answer for one attribute, in one statement."""
+    _serial(conn)
+    where = "AND dimension = ANY(%(dimensions)s)"
+    query = sql.SQL(BREAKDOWNS).format(
+        tail=_tail("visits"), cardinality=sql.SQL(CARDINALITY),
+        counts=_rows("visits", "dimension, value, sessions", where, host, tail="tail"),
+        sketches=_rows("visits", "dimension, value, visitors", where, host, tail="tail"))
+    params = _params(conn, account_id, rng, host, ("visits",), dimensions=list(dimensions), limit=limit)
+    out: dict[str, dict] = {d: {"total": 0, "data": []} for d in dimensions}
+    for r in conn.execute(query, params).fetchall():
+        out[r["dimension"]]["total"] = r["total"]
+        out[r["dimension"]]["data"].append({"value": r["value"], "sessions": r["sessions"], "visitors": r["visitors"]})
+    return out
+
+
 # Two steps: the sums per page first and the top `limit` of them (cheap), and only then the
 # union of those pages' sketches (merging every page's sketches cost most of the query).
 PAGES = """
 WITH sums AS (
     SELECT host, path, sum(page_views)::bigint AS page_views, sum(exits)::bigint AS exits,
-           sum(time_on_page_s)::float8 AS time_on_page_s
+           sum(time_on_page_s)::float8 AS time_on_page_s{visitors}
     FROM ({views}) AS x GROUP BY host, path
 ), e AS (
     SELECT host, value AS path, sum(sessions)::bigint AS entries, sum(bounces)::bigint AS bounces
@@ -180,7 +239,7 @@ WITH sums AS (
 SELECT coalesce(s.host, e.host) AS host, coalesce(s.path, e.path) AS path,
        coalesce(s.page_views, 0) AS page_views, coalesce(s.exits, 0) AS exits,
        coalesce(s.time_on_page_s, 0) AS time_on_page_s,
-       coalesce(e.entries, 0) AS entries, coalesce(e.bounces, 0) AS bounces
+       coalesce(e.entries, 0) AS entries, coalesce(e.bounces, 0) AS bounces{visitors_out}
 FROM sums s FULL JOIN e ON e.host = s.host AND e.path = s.path
 ORDER BY {order}, host, path
 LIMIT %(limit)s
@@ -208,13 +267,20 @@ def pages(conn: Conn, account_id: uuid.UUID, rng: Range, limit: int, host: str |
     only = " AND path = ANY(%(paths)s)" if paths is not None else ""
     _serial(conn)
     params = _params(conn, account_id, rng, host, ("visits", "page_visits"), limit=limit, paths=paths)
+    # Given the paths (a handful: the overview's top pages), their sketches are merged in the
+    # same statement, which computes the newest buckets once; otherwise in a second step, for
+    # the top `limit` pages only.
+    merged = paths is not None
     query = sql.SQL(PAGES).format(
         order=sql.SQL(ORDERS[order]),
-        views=_rows("page_visits", "host, path, page_views, exits, time_on_page_s", only, host),
+        visitors=sql.SQL(f", {CARDINALITY} AS visitors" if merged else ""),
+        visitors_out=sql.SQL(", coalesce(s.visitors, 0) AS visitors" if merged else ""),
+        views=_rows("page_visits", "host, path, page_views, exits, time_on_page_s" + (", visitors" if merged else ""),
+                    only, host),
         entries=_rows("visits", "host, value, sessions, bounces",
                       "AND dimension = 'entry_page'" + only.replace("path", "value", 1), host))
     rows = conn.execute(query, params).fetchall()
-    if rows:
+    if rows and not merged:
         found = {(r["host"], r["path"]): r["visitors"] for r in conn.execute(
             sql.SQL(PAGE_VISITORS).format(cardinality=sql.SQL(CARDINALITY), views=_rows(
                 "page_visits", "host, path, visitors", " AND path = ANY(%(paths)s)", host)),
