@@ -9,9 +9,13 @@ COPY, and the replay's first frame and seek to the end, in one run on this machi
    routes, typing), the to-do app (items added with Enter, ticked, filtered), with idle
    moments, round after round until the time is up; then the tab is closed (the last
    segment leaves as a beacon). Per recorded minute (first to last rrweb event): the rrweb
-   events' JSON, the bytes on the wire (as sent: gzip from CompressionStream, plain JSON for
-   the segment cut as the page goes away), and what PostgreSQL stores (the segments'
-   `data`, and the hypertable's size on disk: rows, TOAST, index).
+   events' JSON, the bytes on the wire (as sent: gzip from CompressionStream, or from fflate
+   for the segment cut as the page goes away), plain gzip of the same events (each segment's
+   gzip as sent; a plain-JSON one gzipped at level 6: what was stored before recording
+   blobs), and what PostgreSQL stores: the segments' `data` (the rest of each segment once
+   its large literals are cut out, hindsight.recording_blobs) plus the blobs this recording
+   stored first (blobs shared with earlier recordings of the account counted apart), and
+   the tables' size on disk.
 2. Ingestion: the recorded segments (bodies as sent, in order) renumbered into many
    sessions and posted through POST /api/v1/track/recording by concurrent keep-alive
    clients (threads, as bench/ingest.py does), against `psql \\copy` of the same rows into
@@ -101,12 +105,20 @@ class Segment:
     number: int
     body: bytes            # as sent (first upload of this number)
     encoding: str          # gzip | json
-    data: bytes            # as stored (gzip)
+    data: bytes            # as stored (gzip: the rest, when blobs were cut out)
     json_bytes: int
     events: int
     full_snapshot: bool
     started_ms: int
     ended_ms: int
+    text: bytes = b""      # the JSON as sent (read back: blobs spliced in)
+    blobs: list[bytes] | None = None        # the blobs it references (None: none)
+    blob_offsets: list[int] | None = None
+
+    @property
+    def plain_gzip(self) -> int:
+        """What plain gzip stores: the browser's gzip, or the API's (level 6) of plain JSON."""
+        return len(self.body) if self.encoding == "gzip" else len(gzip.compress(self.body, 6, mtime=0))
 
 
 @dataclass
@@ -120,6 +132,13 @@ class Recorded:
     session_body: dict                 # tracker.js's POST /api/v1/sessions body
     table_bytes: int                   # hypertable_size('recording_segments') after the visit
     rounds: int                        # rounds of the scripted visit
+    blob_bytes_new: int = 0            # gzip bytes of the blobs this recording stored first
+    blobs_new: int = 0
+    blob_bytes_shared: int = 0         # of the blobs it references that earlier recordings stored
+    blobs_shared: int = 0
+    blob_table_bytes: int = 0          # pg_total_relation_size('recording_blobs') after the visit
+    reads: dict[str, float] = field(default_factory=dict)   # measure_reads: ms per segment
+    uploads_json: int = 0              # of the uploads, those sent as plain JSON
 
     @property
     def first_ms(self) -> int:
@@ -142,8 +161,18 @@ class Recorded:
         return sum(len(s.body) for s in self.segments)
 
     @property
+    def segment_bytes(self) -> int:
+        """The segments' `data` and their references (a 32-byte hash and a 4-byte offset each)."""
+        return sum(len(s.data) + 36 * len(s.blobs or ()) for s in self.segments)
+
+    @property
     def stored_bytes(self) -> int:
-        return sum(len(s.data) for s in self.segments)
+        """The segments' `data` and the blobs this recording stored first."""
+        return self.segment_bytes + self.blob_bytes_new
+
+    @property
+    def plain_gzip(self) -> int:
+        return sum(s.plain_gzip for s in self.segments)
 
     @property
     def page_loads(self) -> int:
@@ -152,7 +181,7 @@ class Recorded:
     def whole_gzip(self) -> int:
         """The whole recording's JSON gzipped as one stream (level 6): what context across
         segments is worth to plain gzip."""
-        text = b"\n".join(gzip.decompress(s.data) for s in self.segments)
+        text = b"\n".join(s.text for s in self.segments)
         return len(gzip.compress(text, compresslevel=6, mtime=0))
 
 
@@ -269,8 +298,10 @@ def record_visit(browser, api, url: str, account: dict, config: Config, log) -> 
     """tracker.js records the scripted visit through the proxy; the segments as sent and stored."""
     from test_tracker_recording import Wire, session_id_of
 
+    from hindsight import recording_blobs
     from hindsight.db import connect
     from hindsight.demo import DemoSite
+    from hindsight.queries.recordings import BODY_COLUMNS
 
     wire = Wire(api.url)
     wire._server.handle_error = lambda *args: None   # a tab closing hangs up on the proxy
@@ -297,11 +328,11 @@ def record_visit(browser, api, url: str, account: dict, config: Config, log) -> 
 
         def stored():
             with connect(url) as conn:
-                rows = conn.execute(
-                    "SELECT segment, data, json_bytes, event_count, full_snapshot, "
+                rows = conn.execute("".join((
+                    "SELECT segment, event_count, full_snapshot, "
                     "(extract(epoch FROM started_at) * 1000)::bigint AS started, "
-                    "(extract(epoch FROM ended_at) * 1000)::bigint AS ended "
-                    "FROM recording_segments WHERE session_id = %s ORDER BY segment", (sid,)).fetchall()
+                    "(extract(epoch FROM ended_at) * 1000)::bigint AS ended, ", BODY_COLUMNS,
+                    " FROM recording_segments s WHERE session_id = %s ORDER BY segment")), (sid,)).fetchall()
             return rows if {r["segment"] for r in rows} >= numbers and rows else None
 
         rows = wait_for(stored, timeout=30, what="every segment sent, stored")
@@ -315,8 +346,13 @@ def record_visit(browser, api, url: str, account: dict, config: Config, log) -> 
             first_upload.setdefault(int(r["query"]["segment"][0]), r)
         segments = [Segment(r["segment"], first_upload[r["segment"]]["raw"],
                             first_upload[r["segment"]]["query"]["encoding"][0], bytes(r["data"]),
-                            r["json_bytes"], r["event_count"], r["full_snapshot"], r["started"], r["ended"])
+                            r["json_bytes"], r["event_count"], r["full_snapshot"], r["started"], r["ended"],
+                            recording_blobs.resolve(r).json(),
+                            None if r["blobs"] is None else [bytes(h) for h in r["blobs"]], r["blob_offsets"])
                     for r in rows]
+        for seg in segments:   # read back as sent, whatever was stored how
+            raw = seg.body if seg.encoding == "json" else gzip.decompress(seg.body)
+            assert seg.text == raw, f"segment {seg.number} does not read back as sent"
         batches = []
         for r in wire.posts("/api/v1/track"):
             if r["url"].split("?")[0].endswith("/api/v1/track"):
@@ -326,11 +362,68 @@ def record_visit(browser, api, url: str, account: dict, config: Config, log) -> 
         session_body = next(json.loads(r["body"]) for r in wire.posts("/api/v1/sessions"))
         with connect(url) as conn:
             table = conn.execute("SELECT hypertable_size('recording_segments') AS n").fetchone()["n"]
+            # The blobs the recording references: those created by its own uploads, and
+            # those earlier recordings of the account had stored.
+            blobs = conn.execute(
+                "SELECT b.created_at >= (SELECT min(received_at) FROM recording_segments WHERE session_id = %(s)s) "
+                "AS new, count(*) AS n, coalesce(sum(b.gzip_bytes), 0) AS bytes, "
+                "pg_total_relation_size('recording_blobs') AS table_bytes FROM recording_blobs b "
+                "WHERE (b.account_id, b.sha256) IN (SELECT account_id, unnest(blobs) FROM recording_segments "
+                "WHERE session_id = %(s)s) GROUP BY 1", {"s": sid}).fetchall()
+        reads = measure_reads(url, account["account_id"], sid, segments, 3 if config.quick else 20)
+        new = next((b for b in blobs if b["new"]), {"n": 0, "bytes": 0})
+        shared = next((b for b in blobs if not b["new"]), {"n": 0, "bytes": 0})
         return Recorded(sid, visit_seconds, segments, len(uploads), sum(len(r["raw"]) for r in uploads),
-                        batches, session_body, table, rounds)
+                        batches, session_body, table, rounds, new["bytes"], new["n"], shared["bytes"],
+                        shared["n"], max([b["table_bytes"] for b in blobs] or [0]), reads,
+                        uploads_json=sum(1 for r in uploads if r["query"]["encoding"] == ["json"]))
     finally:
         site.stop()
         wire.close()
+
+
+def measure_reads(url: str, account_id: str, session_id: str, segments: list[Segment], rounds: int
+                  ) -> dict[str, float]:
+    """A segment's read in this process, ms per segment, as GET .../recording/{n} does it
+    for a client that takes gzip: queries.recordings.segment_data (the session's start, then
+    the segment with its blobs in one statement; spliced back when it has blobs, then
+    gzipped at level 1 as send_segment does). Reference, in the same loop: the stored bytes
+    alone (the same two statements, without the blobs), which is what a read cost before."""
+    import uuid
+
+    from hindsight.db import connect
+    from hindsight.queries import recordings as recording_queries
+
+    account, sid = uuid.UUID(str(account_id)), uuid.UUID(session_id)
+
+    def read(number: int) -> bytes:
+        body = recording_queries.segment_data(conn, account, sid, number)
+        assert body is not None
+        return body.data if body.gzip else gzip.compress(body.data, compresslevel=1, mtime=0)
+
+    def stored(number: int) -> bytes:
+        row = recording_queries._segment(conn, "data", account, sid, number)
+        assert row is not None
+        return bytes(row["data"])
+
+    groups = {"with blobs": [s.number for s in segments if s.blobs],
+              "without blobs": [s.number for s in segments if not s.blobs]}
+    out: dict[str, float] = {}
+    with connect(url, autocommit=True) as conn:
+        for fn in (read, stored):   # warm-up
+            for s in segments:
+                fn(s.number)
+        for name, numbers in groups.items():
+            if not numbers:
+                continue
+            for label, fn in ((name, read), (f"{name}, reference", stored)):
+                t0 = time.perf_counter()
+                for _ in range(rounds):
+                    for n in numbers:
+                        fn(n)
+                out[label] = (time.perf_counter() - t0) / (rounds * len(numbers)) * 1000
+            out[f"{name}, segments"] = len(numbers)
+    return out
 
 
 # --------------------------------------------------------------------------- 2. ingestion
@@ -373,7 +466,16 @@ def post_segments(port: int, headers: dict, per_client: list[list[tuple[str, Seg
 
 
 COPY_COLUMNS = ("session_id", "session_started_at", "segment", "account_id", "host", "started_at",
-                "ended_at", "event_count", "full_snapshot", "data", "gzip_bytes", "json_bytes")
+                "ended_at", "event_count", "full_snapshot", "data", "gzip_bytes", "json_bytes", "blobs",
+                "blob_offsets")
+
+
+def copy_arrays(seg: Segment) -> list[str]:
+    """The segment's blobs and blob_offsets in COPY's text format (\\N: none)."""
+    if seg.blobs is None:
+        return ["\\N", "\\N"]
+    hashes = ",".join('"\\\\\\\\x' + h.hex() + '"' for h in seg.blobs)
+    return ["{" + hashes + "}", "{" + ",".join(map(str, seg.blob_offsets or [])) + "}"]
 
 
 def write_copy_file(path: Path, url: str, sessions: list[str], segments: list[Segment],
@@ -393,7 +495,7 @@ def write_copy_file(path: Path, url: str, sessions: list[str], segments: list[Se
                           datetime.fromtimestamp(seg.started_ms / 1000, UTC).isoformat(),
                           datetime.fromtimestamp(seg.ended_ms / 1000, UTC).isoformat(),
                           seg.events, "t" if seg.full_snapshot else "f",
-                          "\\\\x" + seg.data.hex(), len(seg.data), seg.json_bytes]
+                          "\\\\x" + seg.data.hex(), len(seg.data), seg.json_bytes, *copy_arrays(seg)]
                 out.write("\t".join(str(v) for v in values) + "\n")
                 rows += 1
     return rows
@@ -489,12 +591,11 @@ def profile_in_process(url: str, headers: dict, origin: str, rec: Recorded, sess
     concurrency), each recorded segment posted for `sessions` sessions, the functions the
     request calls wrapped with timers; mean ms per segment. Also returns what it stored."""
     import falcon.testing
-    import psycopg
     from psycopg_pool import ConnectionPool
 
+    from hindsight import recording_blobs
     from hindsight.app import create_app
     from hindsight.db import create_pool
-    from hindsight.ingestion import recordings as recording_ingestion
     from hindsight.ingestion import segments as segment_codec
     from hindsight.queries import recordings as recording_queries
     from hindsight.settings import Settings
@@ -520,15 +621,16 @@ def profile_in_process(url: str, headers: dict, origin: str, rec: Recorded, sess
         for seg in rec.segments[:3]:   # warm-up: pool, prepared statements
             post(made[0], seg)
         with bench_ingest.PhaseTimer() as timer:
-            timer.wrap(recording_ingestion, "authorize", "token, session and Origin checks (1 query)")
-            timer.wrap(recording_queries, "stored_count", "re-send check (2 queries)")
+            timer.wrap(recording_queries, "writer_and_stored",
+                       "token, session, Origin and re-send checks (1 statement)")
             timer.wrap(segment_codec, "inflate", "gzip inflate")
             timer.wrap(segment_codec.gzip, "compress", "gzip of a plain-JSON upload (level 6)")
+            timer.wrap(recording_blobs, "extract", "blobs cut out: spans found, hashed, each gzipped (level 6)")
+            timer.wrap(recording_blobs, "compress", "gzip of a segment's rest once blobs are cut out (level 6)")
             timer.wrap(segment_codec, "parse_events", "JSON parse")
             timer.wrap(segment_codec, "check_events", "events checked (type, timestamp)")
             timer.wrap(ConnectionPool, "getconn", "pool checkout")
-            timer.wrap(recording_queries, "store", "INSERT (1 statement)")
-            timer.wrap(psycopg.Transaction, "__exit__", "COMMIT (fsync)")
+            timer.wrap(recording_queries, "store", "blobs upserted, segment inserted, committed (1 statement)")
             t0 = time.perf_counter()
             for s in made[1:]:
                 for seg in rec.segments:
@@ -607,7 +709,7 @@ def build_long_recording(api, headers: dict, rec: Recorded, minutes: float, log)
     hdrs = {**headers, "Content-Type": "text/plain;charset=UTF-8"}
     stored = text = events_total = seek_points = last_seek = 0
     for number, (shift, seg) in enumerate(plan):
-        events = json.loads(gzip.decompress(seg.data))
+        events = json.loads(seg.text)
         for e in events:
             e["timestamp"] += shift
         raw = json.dumps(events, separators=(",", ":")).encode()
@@ -714,15 +816,15 @@ def replay_once(browser, base: str, email: str, password: str, session_id: str,
         player = player_frame(page)
         first_at = wait_for(lambda: player.evaluate("window.__firstAt || 0"), page=page, timeout=30,
                             what="the first frame")
-        timings = page.evaluate(TIMINGS)
         inside = player.evaluate("[window.__readyAt || NaN, window.__builtAt || NaN, performance.timeOrigin + "
                                  "Math.max(...performance.getEntriesByType('resource')"
                                  ".filter(r => r.name.endsWith('rrweb-replay.js')).map(r => r.responseEnd))]")
-        log("resources: " + "; ".join(f"{r['name'].split('/')[-1][:40]} {r['start']:.0f}-{r['end']:.0f}"
-                                      for r in timings["resources"]))
         wait_for(lambda: page.locator("#replay").get_attribute("data-dom-loaded"), page=page,
                  what="the first window")
-        page.wait_for_timeout(500)   # settled
+        page.wait_for_timeout(500)   # settled (the index and the session's JSON may come after the first frame)
+        timings = page.evaluate(TIMINGS)
+        log("resources: " + "; ".join(f"{r['name'].split('/')[-1][:40]} {r['start']:.0f}-{r['end']:.0f}"
+                                      for r in timings["resources"]))
         origin = timings["origin"]
 
         def done(fragment: str) -> float:
@@ -787,6 +889,103 @@ def measure_replay(browser, api, url: str, account: dict, long: LongRecording, c
     return runs, final
 
 
+# One more replay page load under Chromium's tracing (CDP, through Playwright): where the
+# replay page's main thread (which the player's documents share) spends the time before the
+# first frame. Self time of each trace event, grouped; script time by the script it runs in.
+TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute", "loading",
+                    "toplevel", "blink.user_timing"]
+TRACE_KINDS = (
+    ("style and layout", ("UpdateLayoutTree", "Layout", "ParseAuthorStyleSheet", "RecalculateStyles",
+                          "InvalidateLayout", "ScheduleStyleRecalculation")),
+    ("paint and compositing", ("Paint", "PrePaint", "Layerize", "Commit", "UpdateLayer", "CompositeLayers",
+                               "PaintImage", "Decode Image", "RasterTask")),
+    ("HTML parsing", ("ParseHTML",)),
+    ("frames' navigations (the player's iframes, their documents)", ("DocumentLoader::", "FrameLoader::",
+                                                                      "NavigationBodyLoader::")),
+    ("garbage collection", ("MinorGC", "MajorGC", "V8.GC", "BlinkGC", "ThreadState::")),
+)
+SCRIPT_EVENTS = ("EvaluateScript", "FunctionCall", "v8.compile", "v8.run", "V8.", "RunMicrotasks",
+                 "HandlePostMessage", "TimerFire", "FireAnimationFrame", "EventDispatch", "XHRReadyStateChange",
+                 "v8.callFunction", "V8Execute", "v8.evaluateModule", "BlinkScheduler_PerformMicrotaskCheckpoint")
+
+
+def trace_summary(events: list[dict], nav_ts: float, until_ms: float) -> dict:
+    """Main-thread self time (ms) between navigation start and `until_ms` after it, by kind."""
+    mains = {(e["pid"], e["tid"]) for e in events if e.get("ph") == "M" and e.get("name") == "thread_name"
+             and e["args"].get("name") == "CrRendererMain"}
+    end = nav_ts + until_ms * 1000
+    spans = sorted((e for e in events if (e["pid"], e["tid"]) in mains and e.get("ph") == "X" and e.get("dur")
+                    and nav_ts <= e["ts"] < end), key=lambda e: (e["pid"], e["tid"], e["ts"], -e["dur"]))
+    kinds: dict[str, float] = {}
+    scripts: dict[str, float] = {}
+    busy = 0.0
+    stack: list[list] = []   # [event, its children's time, the script it runs in]
+    thread = None
+
+    def close(item) -> None:
+        event, children, script = item
+        own = max(0.0, min(event["ts"] + event["dur"], end) - event["ts"] - children) / 1000
+        name = event["name"]
+        kind = next((k for k, prefixes in TRACE_KINDS if name.startswith(prefixes)), None)
+        if kind is None and (name.startswith(SCRIPT_EVENTS) or script):
+            scripts[script or "(no script named)"] = scripts.get(script or "(no script named)", 0.0) + own
+        else:
+            kinds[kind or "other"] = kinds.get(kind or "other", 0.0) + own
+
+    for e in spans:
+        key = (e["pid"], e["tid"])
+        if key != thread:
+            while stack:
+                close(stack.pop())
+            thread = key
+        while stack and e["ts"] >= stack[-1][0]["ts"] + stack[-1][0]["dur"]:
+            close(stack.pop())
+        if not stack:
+            busy += (min(e["ts"] + e["dur"], end) - e["ts"]) / 1000
+        else:
+            stack[-1][1] += min(e["dur"], stack[-1][0]["ts"] + stack[-1][0]["dur"] - e["ts"])
+        url = (e.get("args", {}).get("data") or {}).get("url") or ""
+        if e["name"] in ("EvaluateScript", "FunctionCall", "v8.compile") and url:
+            script = url.split("?")[0].rsplit("/", 1)[-1]
+        else:
+            script = stack[-1][2] if stack else ""
+        stack.append([e, 0.0, script])
+    while stack:
+        close(stack.pop())
+    return {"busy": busy, "kinds": kinds, "scripts": scripts}
+
+
+def trace_once(browser, base: str, email: str, password: str, session_id: str, log=print) -> dict:
+    """A fresh context, the replay page loaded under tracing, until its first frame."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        context.add_init_script(WATCH)
+        page = login(context, base, email, password)
+        page.goto("about:blank")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "trace.json"
+            browser.start_tracing(page=page, path=str(path), categories=TRACE_CATEGORIES)
+            page.goto(f"{base}/dashboard/sessions/{session_id}", wait_until="commit")
+            player = player_frame(page)
+            first_at = wait_for(lambda: player.evaluate("window.__firstAt || 0"), page=page, timeout=30,
+                                what="the first frame (traced)")
+            origin = page.evaluate("performance.timeOrigin")
+            page.wait_for_timeout(300)
+            browser.stop_tracing()
+            data = json.loads(path.read_text())
+        events = data["traceEvents"] if isinstance(data, dict) else data
+        starts = [e["ts"] for e in events if e.get("name") == "navigationStart"
+                  and f"/dashboard/sessions/{session_id}" in ((e.get("args") or {}).get("data") or {})
+                  .get("documentLoaderURL", "")]
+        first_ms = first_at - origin
+        summary = trace_summary(events, min(starts), first_ms) if starts else {"busy": 0.0, "kinds": {}, "scripts": {}}
+        summary["first_ms"] = first_ms
+        log(f"traced: first frame {first_ms:.0f} ms, main thread busy {summary['busy']:.0f} ms before it")
+        return summary
+    finally:
+        context.close()
+
+
 # --------------------------------------------------------------------------- the whole run
 
 
@@ -801,6 +1000,7 @@ class Result:
     chromium: str
     settings: dict[str, str]
     loadavg: str
+    trace: dict = field(default_factory=dict)   # the replay page's main thread before the first frame
 
 
 def run_bench(url: str, config: Config, postgres_pid: int | None = None, log=print) -> Result:
@@ -837,12 +1037,41 @@ def run_bench(url: str, config: Config, postgres_pid: int | None = None, log=pri
             log(f"in process: {profile['request']:.1f} ms per segment")
             long = build_long_recording(api, headers, rec, config.replay_minutes, log)
             replay, _ = measure_replay(browser, api, url, account, long, config, log)
+            from dashboard_support import PASSWORD, make_user
+
+            trace = trace_once(browser, api.url, make_user(url, account["account_id"]), PASSWORD,
+                               long.session_id, log)
     finally:
         api.stop()
-    return Result(config, rec, ingestion, long, replay, profile, version, settings, loadavg)
+    return Result(config, rec, ingestion, long, replay, profile, version, settings, loadavg, trace)
 
 
 # --------------------------------------------------------------------------- report
+
+
+def gzip_size(path: Path) -> int:
+    """What the dashboard's static route sends for `path` to a browser that takes gzip (level 9)."""
+    return len(gzip.compress(path.read_bytes(), 9, mtime=0))
+
+
+def trace_text(trace: dict) -> str:
+    """The traced page load's main thread before the first frame, in a sentence."""
+    if not trace or not trace.get("busy"):
+        return "Chromium's trace of one more page load: not taken."
+    scripts = sorted(trace["scripts"].items(), key=lambda kv: -kv[1])
+    kinds = sorted(trace["kinds"].items(), key=lambda kv: -kv[1])
+    first, busy = trace["first_ms"], trace["busy"]
+    return (
+        "Chromium's trace of one more page load (CDP tracing through Playwright, a fresh context; the first "
+        f"frame came at {first:.0f} ms while traced, tracing slows it): the replay page's main thread, which the "
+        f"player's documents share, was busy {busy:.0f} ms of those {first:.0f} (self time of the trace's events): "
+        f"script {sum(v for _, v in scripts):.0f} ms ("
+        + ", ".join(f"{name} {ms:.0f}" for name, ms in scripts if ms >= 0.5)
+        + "; replay_player.js is rrweb's Replayer rebuilding the first full snapshot), "
+        + ", ".join(f"{name} {ms:.0f} ms" for name, ms in kinds if ms >= 0.5)
+        + " (other: tasks with no finer trace event, such as resource loading and IPC); the rest, "
+        f"{max(0.0, first - busy):.0f} ms, it waited (the network, the server, the player's frames' documents)."
+    )
 
 
 def kb(n: float) -> str:
@@ -857,7 +1086,11 @@ def render(result: Result, command: str) -> str:
     c, rec, ing, long = result.config, result.recorded, result.ingestion, result.long
     st = result.settings
     per_min = rec.minutes
+    from hindsight.recording_blobs import MAX_TREE_BYTES, MIN_BYTES
+
     whole = rec.whole_gzip()
+    plain = rec.plain_gzip
+    disk = rec.table_bytes + rec.blob_table_bytes
     first = statistics.median(r.first_ms for r in result.replay)
     seek = statistics.median(r.seek_ms for r in result.replay)
     api_rate = statistics.median(r.rate for r in ing.api)
@@ -898,28 +1131,54 @@ def render(result: Result, command: str) -> str:
         "| | total | per recorded minute | ÷ plain gzip |",
         "|---|---|---|---|",
         f"| rrweb events, JSON | {kb(rec.json_bytes)} | **{kb(rec.json_bytes / per_min)}** | "
-        f"{rec.json_bytes / rec.stored_bytes:.2f} |",
-        f"| on the wire, as sent (first upload of each segment: gzip from CompressionStream, but "
-        f"{json_encoded} of the {len(rec.segments)} went as plain JSON: those cut as a page went away, "
-        "which tracker.js sends at once, unzipped) | "
-        f"{kb(rec.wire_bytes)} | **{kb(rec.wire_bytes / per_min)}** | {rec.wire_bytes / rec.stored_bytes:.2f} |",
-        f"| on the wire, every upload ({rec.uploads} for {len(rec.segments)} segments: what tracker.js beacons as "
-        "a page goes away stays in its outbox and is sent again by the next page load, since a beacon's "
+        f"{rec.json_bytes / plain:.2f} |",
+        f"| on the wire, as sent (first upload of each segment: gzip, by CompressionStream while the page lives "
+        "and by fflate at once for the segment cut as a page goes away; "
+        f"{json_encoded} of the {len(rec.segments)} went as plain JSON) | "
+        f"{kb(rec.wire_bytes)} | **{kb(rec.wire_bytes / per_min)}** | {rec.wire_bytes / plain:.2f} |",
+        f"| on the wire, every upload ({rec.uploads} for {len(rec.segments)} segments, {rec.uploads_json} of them "
+        "plain JSON: what tracker.js beacons as a page goes away stays in its outbox, gzip, and is sent again "
+        "by the next page load, since a beacon's "
         "fate is unknown; the server stores it once) | "
         f"{kb(rec.wire_bytes_all)} | {kb(rec.wire_bytes_all / per_min)} | "
-        f"{rec.wire_bytes_all / rec.stored_bytes:.2f} |",
-        f"| stored: the segments' `data` (gzip as sent; a plain-JSON upload gzipped by the API, level 6) = "
-        f"plain gzip | {kb(rec.stored_bytes)} | **{kb(rec.stored_bytes / per_min)}** | 1.00 |",
-        f"| stored on disk: `hypertable_size('recording_segments')` (rows, TOAST, primary key; 8 KB pages) "
-        f"| {kb(rec.table_bytes)} | {kb(rec.table_bytes / per_min)} | {rec.table_bytes / rec.stored_bytes:.2f} |",
+        f"{rec.wire_bytes_all / plain:.2f} |",
+        f"| plain gzip of the same events: each segment's gzip as sent (a plain-JSON upload gzipped at level 6), "
+        f"what was stored before recording blobs | {kb(plain)} | **{kb(plain / per_min)}** | 1.00 |",
+        f"| **stored**: the segments' `data` (gzip of what is left once the blobs are cut out: literals of ≥ "
+        f"{MIN_BYTES:,} bytes, a full snapshot's largest subtrees of {MIN_BYTES:,} B to {MAX_TREE_BYTES // 1024} KiB) "
+        f"and references (36 B each) + the {rec.blobs_new} blobs this recording stored first (gzip each) "
+        f"| {kb(rec.stored_bytes)} | **{kb(rec.stored_bytes / per_min)}** | **{rec.stored_bytes / plain:.2f}** |",
+        f"| of which the segments' `data` and references | {kb(rec.segment_bytes)} | {kb(rec.segment_bytes / per_min)} | "
+        f"{rec.segment_bytes / plain:.2f} |",
+        f"| of which blobs | {kb(rec.blob_bytes_new)} | {kb(rec.blob_bytes_new / per_min)} | "
+        f"{rec.blob_bytes_new / plain:.2f} |",
+        f"| blobs it references that earlier recordings of the account stored ({rec.blobs_shared}; not counted "
+        f"above: the bench's recording is its account's first) | {kb(rec.blob_bytes_shared)} | "
+        f"{kb(rec.blob_bytes_shared / per_min)} | {rec.blob_bytes_shared / plain:.2f} |",
+        f"| stored by a later session of the same pages (its blobs stored already: the segments' `data` only, "
+        f"as for each session of the ingestion rounds below) | {kb(rec.segment_bytes)} | "
+        f"**{kb(rec.segment_bytes / per_min)}** | {rec.segment_bytes / plain:.2f} |",
+        f"| stored on disk: `hypertable_size('recording_segments')` + `pg_total_relation_size('recording_blobs')` "
+        f"(rows, TOAST, indexes; 8 KB pages) | {kb(disk)} | {kb(disk / per_min)} | {disk / plain:.2f} |",
         f"| for comparison: the whole recording's JSON gzipped as one stream (level 6) | {kb(whole)} | "
-        f"{kb(whole / per_min)} | {whole / rec.stored_bytes:.2f} |",
+        f"{kb(whole / per_min)} | {whole / plain:.2f} |",
         "",
-        f"Target (issue 11): stored ≤ {STORED_TARGET:.0%} of plain gzip: **{met(rec.stored_bytes <= STORED_TARGET * rec.stored_bytes)}**. "
-        "Storage de-duplication of repeated strings (stylesheets, markup repeated across full snapshots, "
-        "shared between segments and sessions) is **not built yet**: each segment is stored as the gzip "
-        "the browser made, so stored = plain gzip (100%), plus the table's overhead. The last row shows "
-        "how much of the gap context across segments alone would close.",
+        *(["Reading a segment back (in this process, as GET …/recording/{n} does for a client that takes "
+           "gzip: the session's start, then the segment with its blobs in one statement, spliced, gzipped at "
+           "level 1; mean of 20 passes over the recording's segments), against reading its stored bytes alone "
+           "(the same statements without the blobs: a read before recording blobs) in the same loop: "
+           + "; ".join(f"{name} ({rec.reads[name + ', segments']:.0f} segments): **{rec.reads[name]:.2f} ms** "
+                       f"per segment against {rec.reads[name + ', reference']:.2f} ms"
+                       for name in ("with blobs", "without blobs") if name in rec.reads) + ".", ""]
+          if rec.reads else []),
+        f"Target (issue 11): stored ≤ {STORED_TARGET:.0%} of plain gzip: "
+        f"**{met(rec.stored_bytes <= STORED_TARGET * plain)}** ({rec.stored_bytes / plain:.0%}). "
+        "Every JSON string literal of a segment of at least "
+        f"{MIN_BYTES:,} bytes (the stylesheets rrweb inlines: `_cssText`, <style> text) and the largest "
+        f"subtrees of a full snapshot's node tree of at most {MAX_TREE_BYTES // 1024} KiB are stored once per "
+        "account as blobs (sql/migrations/0028, hindsight.recording_blobs): a page loaded again stores its "
+        "snapshot's skeleton only. Every segment above was read back through the same code as the API's "
+        "and equals, byte for byte, the JSON the browser sent.",
         "",
         "### Ingestion: POST /api/v1/track/recording against a raw COPY",
         "",
@@ -962,12 +1221,14 @@ def render(result: Result, command: str) -> str:
           for i, (cr, ar, ratio) in enumerate(zip(ing.copy, ing.api, ing.ratios, strict=True), 1)],
         "",
         "What a segment costs the API that a COPY does not pay: two pool checkouts (the first for the "
-        "token, session and Origin checks, one query, and the re-send check, two; the second for the "
-        "INSERT in its own transaction), each checkout with its connection check (an empty query, "
-        "HINDSIGHT_POOL_CHECK): eight round trips to PostgreSQL and a durable commit per segment, where "
-        "the COPY commits once; and inflating the gzip (or gzipping a plain-JSON upload) and parsing the "
-        "JSON to check every event (type, timestamp window). The segment's bytes are stored as they come: "
-        "the COPY moves the same bytes.",
+        "token, session, Origin and re-send checks, one statement; the second for the blobs' upsert and the "
+        "INSERT, one autocommitted statement), each checkout with its connection check (an empty query, "
+        "HINDSIGHT_POOL_CHECK): four round trips to PostgreSQL (ten before recording blobs; "
+        "tests/test_recording_blobs.py counts them) and a durable commit per segment, where the COPY "
+        "commits once; and inflating the gzip (or gzipping a plain-JSON upload) and parsing the JSON to "
+        "check every event (type, timestamp window), and for a segment with large literals, cutting them "
+        "out and gzipping the rest and each blob. The COPY moves the bytes the API stores (the rest of "
+        "each segment and its blob references; the blobs are in the table already).",
         "",
         "Where a segment's time goes: the app in one process (falcon.testing: no HTTP, no concurrency), "
         f"the recorded segments posted for {2 if c.quick else 5} more sessions, the functions the request goes through "
@@ -1012,17 +1273,19 @@ def render(result: Result, command: str) -> str:
         f"({max(0.0, seek - seek_fetch):.0f} ms) is rrweb rebuilding the last seek point's full snapshot in a "
         "new Replayer and applying the events after it.",
         "",
-        f"Reading it: the page's own part is in at {phases['session JSON']:.0f} ms (HTML, replay.js, then the "
-        "session's JSON and the recording's index, fetched in parallel). The player starts as soon as the "
-        "index is in: replay.js creates its iframe and fetches the first window's segments then (done at "
-        f"{phases[WINDOW]:.0f} ms), and the player's start is a chain — /dashboard/player, "
-        f"replay_sandbox.js, the data: document, rrweb-replay.js ({kb(REPLAYER_JS.stat().st_size)}, which the "
-        "static route serves uncompressed) — whose scripts run at "
-        f"{phases[RUN]:.0f} ms. The window is handed to the player once the session's JSON is in (the "
-        "clock's origin comes from it); meanwhile the main thread, which the player's document shares, "
-        "builds the event list (the long tasks above: the first 500 events, then pages of 2,000). rrweb's "
-        f"first frame follows {first - max(phases[RUN], phases[WINDOW], phases['session JSON']):.0f} ms after "
-        f"the latest of the three. {'Target met.' if first < FIRST_FRAME_TARGET_MS else 'To reach the target: build the event list after the first frame (or in slices), hand the window to the player before the session JSON, serve rrweb-replay.js compressed and cacheable.'} "
+        trace_text(result.trace),
+        "",
+        f"Reading it: the replay page's HTML names the recording's first two segments and holds the player's "
+        "iframe, so the player's start — /dashboard/player, replay_sandbox.js, the data: document, "
+        f"rrweb-replay.js ({kb(REPLAYER_JS.stat().st_size)}, gzip on the wire: "
+        f"{kb(gzip_size(REPLAYER_JS))}) — begins while the HTML is parsed (the player page in at "
+        f"{phases['player page']:.0f} ms; its scripts run at {phases[RUN]:.0f} ms), and replay.js fetches the "
+        f"first window's segments as soon as it runs (in at {phases[WINDOW]:.0f} ms) and hands them to the player "
+        "without waiting for the recording's index or the session's JSON (in at "
+        f"{phases['recording list']:.0f} and {phases['session JSON']:.0f} ms). The event list and the timeline's "
+        "markers are built after the first frame (the list in idle slices), off the path. rrweb's first frame "
+        f"follows {first - max(phases[RUN], phases[WINDOW]):.0f} ms after the later of the player's scripts and "
+        f"the window (rrweb rebuilding the first full snapshot). {'Target met.' if first < FIRST_FRAME_TARGET_MS else 'Target missed.'} "
         f"The seek to the end is cheap here because the last full snapshot is {long.last_seek_ms / 1000:.0f} s "
         "before the end (the visit's last page load); a seek into a page that had lived longer replays more "
         "incremental events (at most 5 minutes' worth: tracker.js's periodic full snapshot), not measured here.",
