@@ -25,6 +25,12 @@ RENDER_VERSION = 2          # part of the cache key: bump when the picture chang
 BLANK_WIDTH = 1024          # no screenshot of the page: a white page this wide
 MAX_BLANK_HEIGHT = 4000
 REACH_LINES = (75, 50, 25)  # "this share of visitors saw this far" lines
+# The screenshot's scale comes from the visitor's viewport width, which the client sends: a
+# width of 1 px made the blur kernel (cells = 1792 / width), the rings and the labels' font
+# thousands of times too large (minutes of CPU, gigabytes). A real page's scale is a few
+# (device pixel ratio); a phone's 320 px viewport gives a kernel of 5.6 cells.
+MAX_DRAW_SCALE = 4.0
+MAX_SIGMA_CELLS = 8.0
 
 
 @dataclass(frozen=True)
@@ -171,7 +177,7 @@ def render(page: Page, clicks: Sequence[Click], depths: Sequence[float] = ()) ->
             if click.rage:
                 rage_points.append((x, y))
     if counts:
-        density = _density(counts, grid_w, grid_h, max(0.8, 14.0 * page.scale / cell))
+        density = _density(counts, grid_w, grid_h, min(MAX_SIGMA_CELLS, max(0.8, 14.0 * page.scale / cell)))
         peak = max(density) or 1.0
         # A square root keeps single clicks visible next to a hot spot.
         levels = bytes(min(255, round(255 * math.sqrt(v / peak))) for v in density)
@@ -180,12 +186,13 @@ def render(page: Page, clicks: Sequence[Click], depths: Sequence[float] = ()) ->
         overlay = Image.merge("RGBA", (heat.point(r), heat.point(g), heat.point(b), heat.point(a)))
         base = Image.alpha_composite(base, overlay)
     draw = ImageDraw.Draw(base)
-    ring = max(6, round(12 * page.scale))
+    draw_scale = min(page.scale, MAX_DRAW_SCALE)
+    ring = max(6, round(12 * draw_scale))
     for x, y in rage_points[:500]:
         # White around red: visible on the hottest spot too.
         draw.ellipse((x - ring - 3, y - ring - 3, x + ring + 3, y + ring + 3), outline=(255, 255, 255, 255), width=2)
         draw.ellipse((x - ring, y - ring, x + ring, y + ring), outline=(220, 0, 40, 255), width=3)
-    font = ImageFont.load_default(size=max(12, round(15 * page.scale)))
+    font = ImageFont.load_default(size=max(12, round(15 * draw_scale)))
     drawn: set[int] = set()
     for share, css_y in reach_lines(depths, page.css_height):
         y = round(min(height - 2, css_y * page.scale))

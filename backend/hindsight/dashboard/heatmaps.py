@@ -36,12 +36,17 @@ def selection(req: falcon.Request, now: datetime) -> dict:
     page = (req.get_param("page") or "").strip()
     if len(page) > 2048:
         raise bad_request("`page` is too long.", {"page": ["At most 2048 characters."]})
+    host = (req.get_param("host") or "").strip().lower() or None
+    if "\x00" in page or (host and "\x00" in host):   # PostgreSQL text holds no NUL
+        raise bad_request("`page` and `host` must not contain NUL.", {"page": ["Contains NUL."]})
     if "://" in page:
-        parts = urllib.parse.urlsplit(page)
+        try:
+            parts = urllib.parse.urlsplit(page)
+        except ValueError as ex:   # a malformed [IPv6] host
+            raise bad_request(f"`page` is not a URL ({ex}).", {"page": ["Not a URL."]}) from ex
         page = (parts.path or "/") + (f"#{parts.fragment}" if parts.fragment else "")
     if page and not page.startswith("/"):
         page = "/" + page
-    host = (req.get_param("host") or "").strip().lower() or None
     rng = timerange.dashboard_range(req.params, now, default_preset=DEFAULT_RANGE)
     return {"page": page or None, "host": host, "range": rng.preset, "start": rng.start, "end": rng.end,
             "end_given": bool(req.get_param("to"))}

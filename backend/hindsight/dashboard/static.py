@@ -50,7 +50,10 @@ class StaticFiles:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         self._files(req, resp)   # 404, 304, 206 or 200 with the file as a stream
-        if not req.path.endswith(COMPRESSIBLE):
+        # The file falcon opened decides, not the request's path: `./live.js`, `dist/../live.js`
+        # and `live.js/` are one file, one compressed copy, one set of headers.
+        file = str(getattr(resp.stream, "name", "") or req.path.rstrip("/"))
+        if not file.endswith(COMPRESSIBLE):
             return
         resp.vary = ["Accept-Encoding"]
         etag = resp.etag
@@ -61,7 +64,7 @@ class StaticFiles:
         resp.stream = None
         try:
             fresh = etag in [str(t) for t in req.if_none_match or ()]   # the client's copy is current
-            data = b"" if fresh else self._compressed(req.path, etag, stream)
+            data = b"" if fresh else self._compressed(file, etag, stream)
         finally:
             stream.close()
         resp.etag = etag

@@ -28,6 +28,10 @@ from .window import IN_THE_FUTURE, MAX_FUTURE, MAX_PAST, TOO_OLD
 
 MAX_JSON_BYTES = 16 * 1024 * 1024   # a segment's JSON, decompressed
 MAX_EVENTS = 20_000
+# Arrays and objects (brackets counted before parsing, those inside strings too): 16 MiB of
+# `[],` inflated from 16 KiB of gzip to 5.6 million lists, 415 MiB and 4 s to parse. A page
+# of 100,000 DOM nodes is about 300,000 (a node, its attributes, its children).
+MAX_CONTAINERS = 1_000_000
 INFLATE_STEP = 256 * 1024           # inflate this much at a time
 MAX_NAMED_ERRORS = 20               # a broken segment names its first problems, not all 20,000
 FULL_SNAPSHOT, INCREMENTAL = 2, 3   # rrweb's event types
@@ -64,6 +68,12 @@ def _refuse_constant(name: str) -> Any:
 
 
 def parse_events(text: bytes) -> list:
+    # UTF-8 only: json.loads would also take UTF-16/32, whose bytes hold `"` and brackets
+    # inside characters, and recording_blobs' byte scanner relies on them being structure.
+    if json.detect_encoding(text) not in ("utf-8", "utf-8-sig"):
+        raise bad_request("The segment must be UTF-8 JSON.", {"body": ["Not UTF-8."]})
+    if text.count(b"[") + text.count(b"{") > MAX_CONTAINERS:
+        raise payload_too_large(f"The segment has more than {MAX_CONTAINERS} arrays and objects.")
     try:
         events = json.loads(text, parse_constant=_refuse_constant)
     except RecursionError as ex:
