@@ -77,6 +77,7 @@ STORED_TARGET = 0.5          # the issue: stored at most half of plain gzip
 MB = 1_000_000
 REPLAYER_JS = ROOT / "dashboard" / "static" / "dist" / "rrweb-replay.js"
 RUN, WINDOW = "the player's scripts run", "first window's segments"
+REQUESTED = "the player's rrweb-replay.js requested"
 
 
 @dataclass
@@ -816,9 +817,10 @@ def replay_once(browser, base: str, email: str, password: str, session_id: str,
         player = player_frame(page)
         first_at = wait_for(lambda: player.evaluate("window.__firstAt || 0"), page=page, timeout=30,
                             what="the first frame")
-        inside = player.evaluate("[window.__readyAt || NaN, window.__builtAt || NaN, performance.timeOrigin + "
-                                 "Math.max(...performance.getEntriesByType('resource')"
-                                 ".filter(r => r.name.endsWith('rrweb-replay.js')).map(r => r.responseEnd))]")
+        inside = player.evaluate("(() => { const r = performance.getEntriesByType('resource')"
+                                 ".filter(r => r.name.endsWith('rrweb-replay.js'))[0] || {}; "
+                                 "return [window.__readyAt || NaN, window.__builtAt || NaN, "
+                                 "performance.timeOrigin + r.responseEnd, performance.timeOrigin + r.startTime]; })()")
         wait_for(lambda: page.locator("#replay").get_attribute("data-dom-loaded"), page=page,
                  what="the first window")
         page.wait_for_timeout(500)   # settled (the index and the session's JSON may come after the first frame)
@@ -840,6 +842,7 @@ def replay_once(browser, base: str, email: str, password: str, session_id: str,
             "session JSON": done("?format=json"), "recording list": done(f"{session_id}/recording"),
             "player page": done("/dashboard/player"),
             WINDOW: max((r["end"] for r in segment_urls), default=float("nan")),
+            REQUESTED: inside[3] - timings["origin"],
             "the player's rrweb-replay.js loaded": inside[2] - timings["origin"],
             RUN: inside[0] - timings["origin"],
             "rrweb Replayer made": inside[1] - timings["origin"],
@@ -1276,10 +1279,12 @@ def render(result: Result, command: str) -> str:
         trace_text(result.trace),
         "",
         f"Reading it: the replay page's HTML names the recording's first two segments and holds the player's "
-        "iframe, so the player's start — /dashboard/player, replay_sandbox.js, the data: document, "
+        "iframe, so the player's start — /dashboard/player, whose HTML holds the player's data: document, "
         f"rrweb-replay.js ({kb(REPLAYER_JS.stat().st_size)}, gzip on the wire: "
-        f"{kb(gzip_size(REPLAYER_JS))}) — begins while the HTML is parsed (the player page in at "
-        f"{phases['player page']:.0f} ms; its scripts run at {phases[RUN]:.0f} ms), and replay.js fetches the "
+        f"{kb(gzip_size(REPLAYER_JS))}; never from the HTTP cache: the data: document's origin is opaque) — "
+        f"begins while the HTML is parsed (the player page in at {phases['player page']:.0f} ms, rrweb-replay.js "
+        f"requested at {phases[REQUESTED]:.0f} ms; the player's scripts run at {phases[RUN]:.0f} ms), and "
+        "replay.js fetches the "
         f"first window's segments as soon as it runs (in at {phases[WINDOW]:.0f} ms) and hands them to the player "
         "without waiting for the recording's index or the session's JSON (in at "
         f"{phases['recording list']:.0f} and {phases['session JSON']:.0f} ms). The event list and the timeline's "

@@ -17,7 +17,9 @@ the replay:
 from __future__ import annotations
 
 import gzip
+import html
 import json
+import re
 import subprocess
 import threading
 import time
@@ -481,8 +483,24 @@ def test_a_hostile_recording_runs_nothing_and_reaches_nothing(recorded, analyst_
     assert problems == [], problems
 
 
+# In /dashboard/player, before its scripts run: its frame and data-origin made for another origin.
+WRONG_ORIGIN = """(() => {
+  if (location.pathname !== '/dashboard/player') return;
+  new MutationObserver((changes, observer) => {
+    const frame = document.querySelector('iframe');
+    if (!frame) return;
+    observer.disconnect();
+    const encoded = encodeURIComponent(location.origin);
+    document.body.dataset.origin = 'http://wrong.invalid';
+    frame.src = frame.src.split(encoded).join(encodeURIComponent('http://wrong.invalid'));
+    window.__wronged = frame.src.includes(encodeURIComponent('http://wrong.invalid'));
+  }).observe(document, {childList: true, subtree: true});
+})()"""
+
+
 def test_the_player_host_keeps_its_policy_when_opened_on_its_own(recorded, browser):
     """/dashboard/player opened directly: the player still runs in an opaque origin, fetching nothing."""
+    import urllib.parse
     import urllib.request
 
     with urllib.request.urlopen(recorded["api"].url + "/dashboard/player", timeout=10) as resp:
@@ -491,18 +509,33 @@ def test_the_player_host_keeps_its_policy_when_opened_on_its_own(recorded, brows
     for directive in ("default-src 'none'", "script-src 'self'", "connect-src 'none'", "frame-src data:",
                       "form-action 'none'", "frame-ancestors 'self'", "object-src 'none'"):
         assert directive in csp, directive
-    assert "replay_sandbox.js" in body and "<iframe" not in body      # the frame is built by our script
+    # The page holds the player's data: frame (our own URLs only) and the script that redoes it.
+    [src] = re.findall(r'<iframe[^>]* src="(data:text/html[^"]*)"', body)
+    inner = urllib.parse.unquote(html.unescape(src))
+    origin = recorded["api"].url.rstrip("/")
+    assert "replay_sandbox.js" in body and f'data-origin="{origin}"' in body
+    assert sorted(re.findall(r'(?:src|href)="([^"]*)"', inner)) == [
+        f"{origin}/dashboard/static/dist/rrweb-replay.css", f"{origin}/dashboard/static/dist/rrweb-replay.js",
+        f"{origin}/dashboard/static/replay_player.js"]
     context = browser.new_context()
     try:
         page = context.new_page()
-        page.goto(recorded["api"].url + "/dashboard/player")
-        player = player_frame(page)
-        wait_for(lambda: player.evaluate("() => typeof window.HindsightReplayer") == "function",
-                 what="the replayer in the player", page=page)
-        assert player.evaluate("() => self.origin") == "null"
-        assert player.evaluate("""async () => {
-          try { await fetch('/dashboard/player'); return 'fetched'; } catch (e) { return e.name; }
-        }""") == "TypeError"
+        # The server's frame as served, then as if made for an origin the browser does not use
+        # (a proxy that rewrites Host): replay_sandbox.js builds it again from the page's URL.
+        for wrong in (False, True):
+            if wrong:
+                page.add_init_script(WRONG_ORIGIN)
+            page.goto(recorded["api"].url + "/dashboard/player")
+            player = player_frame(page)
+            wait_for(lambda player=player: player.evaluate("() => typeof window.HindsightReplayer") == "function",
+                     what="the replayer in the player", page=page)
+            assert player.evaluate("() => self.origin") == "null"
+            assert player.evaluate("() => document.querySelector('meta[name=hindsight-origin]').content") == origin
+            assert page.evaluate("() => document.querySelectorAll('iframe').length") == 1
+            assert page.evaluate("() => window.__wronged || false") is wrong
+            assert player.evaluate("""async () => {
+              try { await fetch('/dashboard/player'); return 'fetched'; } catch (e) { return e.name; }
+            }""") == "TypeError"
     finally:
         context.close()
 

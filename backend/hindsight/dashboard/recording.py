@@ -7,7 +7,8 @@
 The recorded page is hostile input. The replay page (dashboard/static/replay.js) fetches
 the segments with the analyst's cookie and posts their events to the player. The player
 (rrweb's replayer and replay_player.js) runs in a data: document that /dashboard/player
-builds (replay_sandbox.js): an opaque origin, never the dashboard's, so neither it nor the
+holds (player_document; replay_sandbox.js builds it again if the browser's origin is not the
+one the request named): an opaque origin, never the dashboard's, so neither it nor the
 page it rebuilds can read the dashboard's cookies, storage or DOM. It inherits the host's
 CSP below: scripts only from the dashboard's static files, no fetch of any kind
 (`connect-src 'none'`), no form submissions, no frames but data: ones. rrweb rebuilds the
@@ -22,6 +23,8 @@ player cannot reach (rrweb fails with "requires root to be connected"). docs/DEC
 
 from __future__ import annotations
 
+import html
+import urllib.parse
 import uuid
 
 import falcon
@@ -91,13 +94,44 @@ class RecordingSegmentTwin:
         send_segment(req, resp, data)   # immutable: cacheable (privately)
 
 
+# The player document's own styles (inline, in the data: document: its CSP allows them).
+PLAYER_STYLE = ("html,body{margin:0;height:100%;overflow:hidden;background:#f3f4f6}"
+                "#player{position:absolute;inset:0;overflow:hidden}"
+                ".replayer-wrapper{position:absolute;left:0;top:0;transform-origin:0 0}"
+                ".replayer-wrapper>iframe{border:0;background:#fff;pointer-events:none}"
+                "#message{font:14px system-ui,sans-serif;color:#555;padding:1em}")
+
+
+def player_document(origin: str) -> str:
+    """The player's data: URL: our own URLs only, never recorded data. A data: document has
+    no base URL, so they are absolute (`origin`: the dashboard's, as the request named it).
+    dashboard/static/replay_sandbox.js builds the same document in the browser when the
+    browser's origin is another."""
+    static = f"{origin}{web.PREFIX}/static/"
+
+    def attr(value: str) -> str:
+        return html.escape(value, quote=True)
+
+    doc = ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+           f'<meta name="hindsight-origin" content="{attr(origin)}">'
+           f'<link rel="stylesheet" href="{attr(static + "dist/rrweb-replay.css")}">'
+           f"<style>{PLAYER_STYLE}</style>"
+           f'<script defer src="{attr(static + "dist/rrweb-replay.js")}"></script>'
+           f'<script defer src="{attr(static + "replay_player.js")}"></script>'
+           '</head><body><div id="player"></div><p id="message" hidden></p></body></html>')
+    return "data:text/html;charset=utf-8," + urllib.parse.quote(doc, safe="")
+
+
 class PlayerPage:
     """The player's host. It holds no data (the replay page posts the events), so it needs
-    no login; only dashboard pages may frame it."""
+    no login; only dashboard pages may frame it. Its HTML holds the player's data: frame
+    (replayer scripts requested while it is parsed, no script of ours first)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        origin = f"{req.scheme}://{req.netloc}"   # replay_sandbox.js redoes the frame if the browser's differs
         resp.content_type = falcon.MEDIA_HTML
-        resp.text = web.ENV.get_template("replay_player.html").render()
+        resp.text = web.ENV.get_template("replay_player.html").render(
+            origin=origin, player_src=player_document(origin), player_style=PLAYER_STYLE)
         resp.set_header("Content-Security-Policy", PLAYER_CSP)
         resp.set_header("X-Content-Type-Options", "nosniff")
         resp.set_header("Referrer-Policy", "no-referrer")
