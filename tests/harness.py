@@ -56,6 +56,21 @@ def http_call(port: int, method: str, path: str, body: Any = None, headers: dict
         conn.close()
 
 
+def site_writer(port: int, account: dict) -> dict:
+    """The site flow over HTTP for an account (conftest.new_account's dict): its widget JWT, then
+    its site token. Returns the origin, the widget JWT, the token and the headers a writer sends."""
+    origin = f"https://{account['domain']}"
+    status, _, widgets = http_call(port, "GET", f"/site/account/{account['account_id']}/widgets",
+                                   headers={"Origin": origin})
+    assert status == 200, widgets
+    jwt = widgets["widgets"][0]["token"]
+    status, _, stats = http_call(port, "GET", f"/site/widget/{account['widget_id']}/account_statistics",
+                                 headers={"Authorization": f"Bearer {jwt}", "Origin": origin})
+    assert status == 200, stats
+    return {"origin": origin, "jwt": jwt, "token": stats["token"],
+            "write": {"Authorization": f"Bearer {stats['token']}", "Origin": origin}}
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition", page=None):
     """Poll `check` until it returns something truthy, and return that.
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psycopg
 
-from harness import ServeProcess, free_port, http_call
+from harness import ServeProcess, free_port, http_call, site_writer
 from hindsight.migrate import migrate
 from hindsight.pgcluster import SERVER_OPTIONS, binaries, find_bindir
 
@@ -331,17 +331,8 @@ class Rig:
         from conftest import new_account
 
         account = new_account(self.primary.url())
-        origin = f"https://{account['domain']}"
-        status, _, widgets = http_call(self.port, "GET", f"/site/account/{account['account_id']}/widgets",
-                                       headers={"Origin": origin})
-        assert status == 200, widgets
-        status, _, stats = http_call(self.port, "GET",
-                                     f"/site/widget/{account['widget_id']}/account_statistics",
-                                     headers={"Authorization": f"Bearer {widgets['widgets'][0]['token']}",
-                                              "Origin": origin})
-        assert status == 200, stats
-        account.update(origin=origin, token=stats["token"],
-                       write={"Authorization": f"Bearer {stats['token']}", "Origin": origin},
+        writer = site_writer(self.port, account)
+        account.update(origin=writer["origin"], token=writer["token"], write=writer["write"],
                        read={"Authorization": f"Bearer {account['api_key']}"})
         return account
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dashboard_support import PASSWORD, make_user
 
-from harness import ServeProcess, http_call, wait_for
+from harness import ServeProcess, http_call, site_writer, wait_for
 from hindsight.live import hub as live_hub
 
 
@@ -116,15 +116,8 @@ class LiveSite:
 
     def __init__(self, port: int, account: dict) -> None:
         self.port, self.account = port, account
-        self.origin = f"https://{account['domain']}"
-        status, _, widgets = http_call(port, "GET", f"/site/account/{account['account_id']}/widgets",
-                                       headers={"Origin": self.origin})
-        assert status == 200, widgets
-        jwt = widgets["widgets"][0]["token"]
-        status, _, stats = http_call(port, "GET", f"/site/widget/{account['widget_id']}/account_statistics",
-                                     headers={"Authorization": f"Bearer {jwt}", "Origin": self.origin})
-        assert status == 200, stats
-        self.write = {"Authorization": f"Bearer {stats['token']}", "Origin": self.origin}
+        writer = site_writer(port, account)
+        self.origin, self.write = writer["origin"], writer["write"]
         self.read = {"Authorization": f"Bearer {account['api_key']}"}
 
     def new_session(self) -> str:

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import new_account
-from harness import ServeProcess, group_members, http_call, wait_for
+from harness import ServeProcess, group_members, http_call, site_writer, wait_for
 
 KEY = "metrics-test-key"
 BASE = datetime.now(UTC) - timedelta(seconds=30)
@@ -31,16 +31,8 @@ def server(db_url):
 def site_over_http(port: int, db_url: str) -> dict:
     """An account and a statistics token, through the real site flow over HTTP."""
     account = new_account(db_url)
-    origin = f"https://{account['domain']}"
-    status, _, widgets = http_call(port, "GET", f"/site/account/{account['account_id']}/widgets",
-                                   headers={"Origin": origin})
-    assert status == 200, widgets
-    jwt = widgets["widgets"][0]["token"]
-    status, _, stats = http_call(port, "GET", f"/site/widget/{account['widget_id']}/account_statistics",
-                                 headers={"Authorization": f"Bearer {jwt}", "Origin": origin})
-    assert status == 200, stats
-    return {**account, "origin": origin, "token": stats["token"],
-            "write": {"Authorization": f"Bearer {stats['token']}", "Origin": origin}}
+    writer = site_writer(port, account)
+    return {**account, "origin": writer["origin"], "token": writer["token"], "write": writer["write"]}
 
 
 def new_session(port: int, site: dict) -> str:

@@ -160,20 +160,13 @@ def _png(width: int, height: int) -> str:
 def _real_data(port: int, db_url: str) -> dict[str, Any]:
     """Walk the site flow over HTTP and record a session: the credentials and ids to fuzz with."""
     from conftest import new_account
-    from harness import http_call
+    from harness import http_call, site_writer
     from hindsight.db import connect
     from hindsight.queries.tenancy import add_domain
 
     account = new_account(db_url)
-    origin = f"https://{account['domain']}"
-    status, _, widgets = http_call(port, "GET", f"/site/account/{account['account_id']}/widgets",
-                                   headers={"Origin": origin})
-    assert status == 200, widgets
-    jwt = widgets["widgets"][0]["token"]
-    status, _, stats = http_call(port, "GET", f"/site/widget/{account['widget_id']}/account_statistics",
-                                 headers={"Authorization": f"Bearer {jwt}", "Origin": origin})
-    assert status == 200, stats
-    write = {"Authorization": f"Bearer {stats['token']}", "Origin": origin}
+    writer = site_writer(port, account)
+    origin, write = writer["origin"], writer["write"]
     now = datetime.now(UTC)
     status, _, session = http_call(port, "POST", "/api/v1/sessions", headers=write,
                                    body={"page_url": f"{origin}/", "user_agent": "Mozilla/5.0 fuzz"})
@@ -206,10 +199,10 @@ def _real_data(port: int, db_url: str) -> dict[str, Any]:
     internal = {"Authorization": f"Bearer {INTERNAL_API_KEY}"}
     status, _, spare = http_call(port, "POST", "/api/token", headers=internal,
                                  body={"account_id": account["account_id"], "host": spare_domain})
-    assert status == 201 and spare["token"] != stats["token"], spare
+    assert status == 201 and spare["token"] != writer["token"], spare
     return {
         "origin": origin, "account_id": account["account_id"], "widget_id": account["widget_id"],
-        "api_key": account["api_key"], "widget_jwt": jwt, "token": stats["token"],
+        "api_key": account["api_key"], "widget_jwt": writer["jwt"], "token": writer["token"],
         "spare_token": spare["token"], "session_id": session["session_id"],
         "screenshot_id": shot["screenshot_id"], "seed_session": seed_session,
         "internal_key": INTERNAL_API_KEY,
