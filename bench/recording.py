@@ -66,7 +66,7 @@ import ingest as bench_ingest  # noqa: E402
 from doc_sections import write_section  # noqa: E402
 
 from browser import ApiServer, chromium, ensure_tracker_built  # noqa: E402
-from harness import http_call, wait_for  # noqa: E402
+from harness import http_call, site_writer, wait_for  # noqa: E402
 
 SECTION = "bench/recording.py"
 RECORDING = "/api/v1/track/recording"
@@ -184,18 +184,6 @@ class Recorded:
         segments is worth to plain gzip."""
         text = b"\n".join(s.text for s in self.segments)
         return len(gzip.compress(text, compresslevel=6, mtime=0))
-
-
-def site_token(port: int, account: dict, origin: str) -> str:
-    """The real site flow over HTTP: widgets (JWT) -> statistics token."""
-    status, _, widgets = http_call(port, "GET", f"/site/account/{account['account_id']}/widgets",
-                                   headers={"Origin": origin})
-    assert status == 200, widgets
-    jwt = widgets["widgets"][0]["token"]
-    status, _, stats = http_call(port, "GET", f"/site/widget/{account['widget_id']}/account_statistics",
-                                 headers={"Authorization": f"Bearer {jwt}", "Origin": origin})
-    assert status == 200, stats
-    return stats["token"]
 
 
 def scripted_visit(page, base: str, seconds: float, log) -> int:
@@ -1033,7 +1021,7 @@ def run_bench(url: str, config: Config, postgres_pid: int | None = None, log=pri
             log(f"recorded {rec.minutes:.2f} min: {len(rec.segments)} segments, {rec.json_bytes:,} B JSON, "
                 f"{rec.wire_bytes:,} B sent, {rec.stored_bytes:,} B stored")
             origin = "http://localhost"
-            headers = {"Authorization": f"Bearer {site_token(api.port, account, origin)}", "Origin": origin}
+            headers = site_writer(api.port, account, origin)["write"]
             ingestion = measure_ingestion(api, url, account, headers, origin, rec, config, postgres_pid, log)
             profile, stored = profile_in_process(url, headers, origin, rec, 2 if config.quick else 5)
             ingestion.expected.update(stored)

@@ -56,10 +56,11 @@ def http_call(port: int, method: str, path: str, body: Any = None, headers: dict
         conn.close()
 
 
-def site_writer(port: int, account: dict) -> dict:
+def site_writer(port: int, account: dict, origin: str | None = None) -> dict:
     """The site flow over HTTP for an account (conftest.new_account's dict): its widget JWT, then
-    its site token. Returns the origin, the widget JWT, the token and the headers a writer sends."""
-    origin = f"https://{account['domain']}"
+    its site token, from `origin` (default https:// and the account's domain). Returns the
+    origin, the widget JWT, the token and the headers a writer sends."""
+    origin = origin or f"https://{account['domain']}"
     status, _, widgets = http_call(port, "GET", f"/site/account/{account['account_id']}/widgets",
                                    headers={"Origin": origin})
     assert status == 200, widgets
