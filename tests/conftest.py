@@ -65,6 +65,15 @@ def tsl_url():
         yield url
 
 
+# Both editions in one test: the apache case on the suite's cluster, the timescale case on
+# tsl_url (taken by name at run time, so it is marked here and the run's summary counts it).
+@pytest.fixture(params=["apache", pytest.param("timescale", marks=pytest.mark.tsl)])
+def server_url(request, cluster):
+    if request.param == "apache":
+        return cluster.url()
+    return request.getfixturevalue("tsl_url")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", f"{TSL_MARK}: needs a timescale-edition server (the tsl_url fixture)")
 

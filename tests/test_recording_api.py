@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from hindsight import recording_codec
 from hindsight.db import connect
 from hindsight.ingestion.segments import MAX_EVENTS, MAX_JSON_BYTES
 
@@ -60,7 +61,7 @@ def stored_rows(db_url, session_id) -> list[dict]:
             (session_id,)).fetchall()
 
 
-def test_a_gzip_segment_is_stored_as_sent_and_moves_the_sessions_last_activity(client, site, session_id, db_url):
+def test_a_gzip_segment_is_stored_and_moves_the_sessions_last_activity(client, site, session_id, db_url):
     start = now_ms(5)
     events = rrweb_events(start, 12)
     body = gz(events)
@@ -69,8 +70,9 @@ def test_a_gzip_segment_is_stored_as_sent_and_moves_the_sessions_last_activity(c
     assert resp.json == {"segment": 0, "events": 12}
     assert resp.headers["access-control-allow-origin"] == site.origin
     [row] = stored_rows(db_url, session_id)
-    assert bytes(row["data"]) == body                     # the browser's gzip, byte for byte
-    assert row["gzip_bytes"] == len(body) and row["json_bytes"] == len(json.dumps(events).encode())
+    # Stored as zstd (0030: recording_codec), the JSON the browser sent byte for byte.
+    assert recording_codec.unpack(bytes(row["data"]), None, row["json_bytes"]) == gzip.decompress(body)
+    assert row["gzip_bytes"] == len(row["data"]) and row["json_bytes"] == len(json.dumps(events).encode())
     assert row["event_count"] == 12 and row["full_snapshot"] is True
     assert row["started_at"] == datetime.fromtimestamp(start / 1000, UTC)
     assert row["ended_at"] == datetime.fromtimestamp(events[-1]["timestamp"] / 1000, UTC)
@@ -88,7 +90,7 @@ def test_plain_json_is_compressed_for_storage_and_text_plain_with_a_query_token_
                 content_type="text/plain", token=site.token)
     assert resp.status_code == 201, resp.json
     [row] = stored_rows(db_url, session_id)
-    assert gzip.decompress(bytes(row["data"])) == raw and row["full_snapshot"] is False
+    assert recording_codec.unpack(bytes(row["data"]), None, len(raw)) == raw and row["full_snapshot"] is False
 
 
 def test_a_resent_segment_is_stored_once(client, site, session_id, db_url):
@@ -225,7 +227,7 @@ def test_a_decompression_bomb_is_413_after_inflating_at_most_the_limit(client, s
     assert stored_rows(db_url, session_id) == []
 
 
-def test_reads_list_the_segments_in_order_and_serve_the_events(client, site, session_id):
+def test_reads_list_the_segments_in_order_and_serve_the_events(client, site, session_id, db_url):
     start = now_ms(-60)
     first = rrweb_events(start, 4)
     second = rrweb_events(start + 10_000, 3, full_snapshot=False)
@@ -238,7 +240,7 @@ def test_reads_list_the_segments_in_order_and_serve_the_events(client, site, ses
     assert [s["segment"] for s in segments] == [0, 1, 2]
     assert [s["events"] for s in segments] == [4, 3, 5]
     assert [s["full_snapshot"] for s in segments] == [True, False, True]
-    assert segments[0]["bytes"] == len(gz(first))
+    assert segments[0]["bytes"] == stored_rows(db_url, session_id)[0]["gzip_bytes"]   # as stored (0030: zstd)
     assert datetime.fromisoformat(segments[1]["started_at"]) == datetime.fromtimestamp((start + 10_000) / 1000, UTC)
     assert set(segments[0]) == {"segment", "started_at", "ended_at", "events", "full_snapshot", "bytes"}
 
@@ -372,12 +374,16 @@ def test_the_dashboard_twins_need_a_login_of_the_sessions_account(client, make_s
 
 
 def test_the_player_host_page_has_its_own_policy(client):
-    from hindsight.dashboard.recording import PLAYER_CSP
+    from hindsight.dashboard.recording import PLAYER_BUILDS
 
     page = client.simulate_get("/dashboard/player")           # no login: it holds no data
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert page.headers["content-security-policy"] == PLAYER_CSP
+    csp = page.headers["content-security-policy"]
+    assert csp == PLAYER_BUILDS.current().csp
     assert "x-frame-options" not in page.headers              # the replay page frames it (frame-ancestors 'self')
-    assert "replay_sandbox.js" in page.text
-    for directive in ("connect-src 'none'", "script-src 'self'", "frame-ancestors 'self'", "form-action 'none'"):
-        assert directive in PLAYER_CSP
+    assert "<iframe" in page.text and "<script" not in page.text.split("<iframe")[0]
+    for directive in ("connect-src 'none'", "frame-ancestors 'self'", "form-action 'none'", "default-src 'none'"):
+        assert directive in csp
+    # Scripts by hash only (tests/test_replay_dom_browser.py checks which).
+    [scripts] = [d.strip() for d in csp.split(";") if d.strip().startswith("script-src")]
+    assert [s.startswith("'sha256-") for s in scripts.split()[1:]] == [True, True]

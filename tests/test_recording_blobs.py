@@ -360,15 +360,6 @@ def test_deleting_an_account_deletes_its_blobs(db_url):
         assert blobs_of(conn, account) == set()
 
 
-# (The timescale case takes tsl_url by name at run time: marked here, so the run's summary
-# line counts it with the other timescale-edition tests.)
-@pytest.fixture(params=["apache", pytest.param("timescale", marks=pytest.mark.tsl)])
-def server_url(request, cluster):
-    if request.param == "apache":
-        return cluster.url()
-    return request.getfixturevalue("tsl_url")
-
-
 def test_retention_reclaims_the_blobs_no_segment_references(server_url):
     with fresh_database(server_url, "blobret") as url, connect(url) as conn:
         now = datetime.now(UTC)

@@ -28,6 +28,9 @@ import re
 from dataclasses import dataclass
 from gzip import compress as _gzip
 
+from . import recording_codec
+from .recording_codec import CorruptSegment, Dictionary
+
 # Measured on the demo site's recording (bench/recording.py, docs/DECISIONS.md, "Recording
 # blobs"): below 1 KiB a blob's own gzip stream and its reference (36 bytes) cost about what
 # a repeat saves.
@@ -75,17 +78,14 @@ class Extracted:
     blobs: tuple[Blob, ...]       # each distinct span once
 
 
-class CorruptSegment(RuntimeError):
-    """A stored segment whose references do not resolve (a blob missing or altered)."""
-
-
 def _pack(data: bytes) -> bytes:
     return _gzip(data, compresslevel=GZIP_LEVEL, mtime=0)
 
 
-def compress(rest: bytes) -> bytes:
-    """The gzip of a segment's rest (stored as its `data`)."""
-    return _pack(rest)
+def compress(rest: bytes, dictionary: Dictionary | None = None) -> bytes:
+    """A segment's rest as stored (its `data`): zstd, with the account's dictionary when
+    it has one (hindsight.recording_codec, sql/migrations/0030)."""
+    return recording_codec.pack(rest, dictionary)
 
 
 def _literal_spans(text: bytes, min_bytes: int) -> list[tuple[int, int]]:
@@ -211,14 +211,15 @@ def splice(rest: bytes, offsets: list[int], hashes: list[bytes], literals: dict[
     return text
 
 
-def literals(hashes: list[bytes], data: list[bytes]) -> dict[bytes, bytes]:
-    """SHA-256 -> bytes, from the stored blobs (gzip); a blob whose bytes do not hash to
-    its key is left out (so `splice` refuses the segment)."""
+def literals(hashes: list[bytes], data: list[bytes], limit: int = 1 << 30) -> dict[bytes, bytes]:
+    """SHA-256 -> bytes, from the stored blobs (gzip, each inflated to at most `limit`
+    bytes: the segment's size); a blob whose bytes do not hash to its key is left out (so
+    `splice` refuses the segment)."""
     found: dict[bytes, bytes] = {}
     for digest, blob in zip(hashes, data, strict=False):
         if blob is None:
             continue
-        literal = gzip.decompress(bytes(blob))
+        literal = recording_codec.gunzip(bytes(blob), limit)
         if hashlib.sha256(literal).digest() == bytes(digest):
             found[bytes(digest)] = literal
     return found
@@ -235,13 +236,24 @@ class Body:
         return gzip.decompress(self.data) if self.gzip else self.data
 
 
-def resolve(row: dict) -> Body:
-    """A stored segment's JSON from its row: `data`, `json_bytes`, `blobs`, `blob_offsets`
-    and `blob_data` (the blobs' gzip in the order of `blobs`; None where one is missing)."""
+def resolve(row: dict, dictionary: Dictionary | None = None) -> Body:
+    """A stored segment's JSON from its row: `data`, `json_bytes`, `blobs`, `blob_offsets`,
+    `blob_data` (the blobs' gzip in the order of `blobs`; None where one is missing) and
+    `dictionary` (the SHA-256 of the dictionary its zstd names, or None), with that
+    dictionary's bytes (`dictionary`, loaded by the caller: queries.recordings)."""
     data = bytes(row["data"])
+    named = row.get("dictionary")
+    if (None if named is None else bytes(named)) != (None if dictionary is None else dictionary.sha256):
+        raise CorruptSegment("the segment's dictionary is missing or another one")
+    size = row["json_bytes"]
     if row["blobs"] is None:
-        return Body(data, gzip=True)
+        if data[:2] == recording_codec.GZIP_MAGIC:
+            return Body(data, gzip=True)   # the browser's gzip, stored before 0030
+        text = recording_codec.unpack(data, dictionary, size)
+        if len(text) != size:
+            raise CorruptSegment(f"the segment has {len(text)} bytes, not {size}")
+        return Body(text, gzip=False)
     hashes = [bytes(h) for h in row["blobs"]]
-    found = literals(hashes, list(row["blob_data"] or []))
-    return Body(splice(gzip.decompress(data), list(row["blob_offsets"]), hashes, found,
-                       row["json_bytes"]), gzip=False)
+    found = literals(hashes, list(row["blob_data"] or []), size)
+    return Body(splice(recording_codec.unpack(data, dictionary, size), list(row["blob_offsets"]), hashes,
+                       found, size), gzip=False)

@@ -4,7 +4,8 @@
 
 A re-sent segment is answered from what is stored, without decoding it again. Large
 string literals (stylesheets) and full snapshots' subtrees are stored once per account
-(hindsight.recording_blobs).
+(hindsight.recording_blobs); the rest is zstd with the account's dictionary
+(hindsight.recording_codec).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+from .. import recording_codec
 from ..db import Conn
 from ..errors import bad_request, not_found
 from ..queries import recordings
@@ -56,9 +58,22 @@ def store(services: Services, sender: Sender, session_id: uuid.UUID, number: int
     assert row is not None   # explain refused a missing token
     if row["stored_events"] is not None:
         return StoredSegment(number, row["stored_events"], created=False)
-    segment = segments.decode(body, encoding, number, now)
+    # The account's dictionary (0030): from this process's cache, else one more statement;
+    # a newer one is made of this segment's text when it is older than a day (or missing).
+    dictionary = None
+    if row["dictionary"] is not None:
+        dictionary = recording_codec.DICTIONARIES.get(writer.account_id, bytes(row["dictionary"]))
+        if dictionary is None:
+            with _autocommit(services) as conn:
+                dictionary = recordings.dictionary(conn, writer.account_id, bytes(row["dictionary"]))
+    stale = row["dictionary_at"] is None or row["dictionary_at"] < now - recording_codec.ROTATE
+    segment = segments.decode(body, encoding, number, now, dictionary, make_dictionary=stale)
     with _autocommit(services) as conn:  # one statement: its own transaction
-        stored = recordings.store(conn, writer.account_id, writer.host, session_id, segment)
+        try:
+            stored = recordings.store(conn, writer.account_id, writer.host, session_id, segment)
+        except recordings.DictionaryGone:   # reclaimed meanwhile (rare): without it
+            segment = segments.decode(body, encoding, number, now)
+            stored = recordings.store(conn, writer.account_id, writer.host, session_id, segment)
     if stored is None:  # the session went away (retention, erasure) meanwhile
         raise not_found(NO_SESSION)
     created, count = stored

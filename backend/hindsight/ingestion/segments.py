@@ -10,18 +10,17 @@ write endpoint applies (hindsight.ingestion.window).
 
 Then its large string literals (stylesheets, mostly) and the subtrees of its full
 snapshots' node trees are cut out to be stored once per account (hindsight.recording_blobs);
-a segment without any is stored as it came.
+what is left is compressed with zstd and the account's dictionary (hindsight.recording_codec).
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import zlib
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import recording_blobs
+from .. import recording_blobs, recording_codec
 from ..errors import bad_request, payload_too_large
 from ..queries.recordings import Segment
 from .window import IN_THE_FUTURE, MAX_FUTURE, MAX_PAST, TOO_OLD
@@ -134,28 +133,33 @@ def _when(millis: int) -> datetime:
     return datetime.fromtimestamp(millis / 1000, UTC)
 
 
-def decode(body: bytes, encoding: str, segment: int, now: datetime) -> Segment:
-    """The segment to store: its gzip bytes (as received, or made from the plain JSON;
-    made from the rest of the text when large literals were cut out, see
-    hindsight.recording_blobs), its time range and event count; 400/413 with the reason
-    otherwise."""
+def decode(body: bytes, encoding: str, segment: int, now: datetime,
+           dictionary: recording_codec.Dictionary | None = None, make_dictionary: bool = False) -> Segment:
+    """The segment to store: the rest of its text once large literals are cut out (see
+    hindsight.recording_blobs), zstd-compressed with the account's `dictionary` (see
+    hindsight.recording_codec), its time range and event count; with `make_dictionary`, a
+    new dictionary of that rest when it is long enough. 400/413 with the reason otherwise."""
     if not body:
         raise bad_request("The request body is empty; send the segment's events.", {"body": ["Empty."]})
     if encoding == "gzip":
-        text, stored = inflate(body), body
+        text = inflate(body)
     else:
         if len(body) > MAX_JSON_BYTES:
             raise payload_too_large(f"The segment is more than {MAX_JSON_BYTES} bytes.")
-        text, stored = body, gzip.compress(body, compresslevel=6, mtime=0)
+        text = body
     events = parse_events(text)
     first, last, full_snapshot = check_events(events, now)
     cut = recording_blobs.extract(text, snapshots={i for i, event in enumerate(events)
                                                    if event.get("type") == FULL_SNAPSHOT})
+    rest = text if cut is None else cut.rest
+    new = recording_codec.dictionary_from(rest) if make_dictionary else None
+    data = recording_blobs.compress(rest, dictionary)
     if cut is None:
         return Segment(segment=segment, started_at=_when(first), ended_at=_when(last),
-                       event_count=len(events), full_snapshot=full_snapshot, data=stored,
-                       json_bytes=len(text))
+                       event_count=len(events), full_snapshot=full_snapshot, data=data,
+                       json_bytes=len(text), dictionary=dictionary, new_dictionary=new)
     return Segment(segment=segment, started_at=_when(first), ended_at=_when(last),
                    event_count=len(events), full_snapshot=full_snapshot,
-                   data=recording_blobs.compress(cut.rest), json_bytes=len(text),
-                   blob_offsets=cut.offsets, blob_hashes=cut.hashes, blobs=cut.blobs)
+                   data=data, json_bytes=len(text),
+                   blob_offsets=cut.offsets, blob_hashes=cut.hashes, blobs=cut.blobs,
+                   dictionary=dictionary, new_dictionary=new)

@@ -11,6 +11,7 @@ failure leaves everything consistent and the next run carries on):
    boundary chunk before it, and accounts with a shorter retention). Cutoffs are whole
    hours, so an hour of an account's events is either all kept or all gone.
 3. screenshots taken before their account's cutoff (the events of that moment are gone),
+   the heatmaps' scroll-depth roll-up rows of those hours (they name sessions, 0033),
    and DOM recordings whose session started before it: whole chunks of
    `recording_segments` (partitioned by the session's start) past the longest retention
    with `drop_chunks` on both editions, then the rows of accounts with a shorter one.
@@ -34,7 +35,7 @@ from datetime import datetime, timedelta
 from psycopg import sql
 
 from ..db import Conn, one
-from ..queries import recordings
+from ..queries import heatmap_sources, recordings
 from .edition import TIMESCALE
 from .rollups import ALL_ROLLUPS
 
@@ -173,13 +174,15 @@ def expire_screenshots_and_sessions(conn: Conn, now: datetime, default: int) -> 
     """Steps 3 and 4."""
     params = {"now": now, "default": default, "grace": SESSION_GRACE, "batch": BATCH}
     screenshots = conn.execute(EXPIRE_SCREENSHOTS, params).rowcount
+    # The heatmaps' scroll-depth roll-up names sessions (sql/migrations/0033): it goes too.
+    depths = heatmap_sources.expire_depths(conn, now, default)
     sessions = 0
     while True:
         n = conn.execute(EXPIRE_SESSIONS, params).rowcount
         sessions += n
         if n < BATCH:
             break
-    return {"screenshots_deleted": screenshots, "sessions_deleted": sessions}
+    return {"screenshots_deleted": screenshots, "sessions_deleted": sessions, "heatmap_depth_rows_deleted": depths}
 
 
 def reclaim_images(conn: Conn, now: datetime) -> dict:
@@ -214,7 +217,17 @@ def reclaim_recording_blobs(conn: Conn) -> dict:
         reclaimed_bytes += size
         if n < BATCH:
             break
-    return {"recording_blobs_deleted": blobs, "recording_blob_bytes_reclaimed": reclaimed_bytes}
+    dictionaries = dictionary_bytes = 0
+    while True:   # and the dictionaries no segment uses any more (0030)
+        with conn.transaction():
+            n, size = recordings.reclaim_dictionaries(conn, BATCH)
+        dictionaries += n
+        dictionary_bytes += size
+        if n < BATCH:
+            break
+    return {"recording_blobs_deleted": blobs, "recording_blob_bytes_reclaimed": reclaimed_bytes,
+            "recording_dictionaries_deleted": dictionaries,
+            "recording_dictionary_bytes_reclaimed": dictionary_bytes}
 
 
 def expire_rollups(conn: Conn, now: datetime, days: int, edition: str | None) -> dict:

@@ -123,11 +123,15 @@ def erase(conn: Conn, account_id: uuid.UUID, sessions: list[dict],
         counts["events"] = 0
     referenced = conn.execute(
         "DELETE FROM recording_segments WHERE session_id = ANY(%s) AND session_started_at = ANY(%s) "
-        "RETURNING blobs", (ids, starts)).fetchall()
+        "RETURNING blobs, dictionary", (ids, starts)).fetchall()
     counts["recording_segments"] = len(referenced)
     # The blobs only these segments referenced (0028); one another segment uses stays.
     counts["recording_blobs"] = recordings.delete_unused_blobs(
         conn, account_id, [h for r in referenced for h in (r["blobs"] or ())])
+    # The dictionaries made of these sessions' text (0030): other segments that used one are
+    # compressed again without it first; those only these segments used go too.
+    counts["recording_dictionaries"], counts["recording_segments_recompressed"] = recordings.erase_dictionaries(
+        conn, account_id, ids, [r["dictionary"] for r in referenced])
     hashes = [r["content_hash"] for r in conn.execute(
         "DELETE FROM screenshots WHERE session_id = ANY(%s) RETURNING content_hash", (ids,)).fetchall()]
     counts["screenshots"] = len(hashes)

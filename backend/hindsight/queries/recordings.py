@@ -1,5 +1,6 @@
-"""DOM recording segments (0019) and their blobs (0028): authorize and check for a re-send
-in one statement, store one (with its blobs) in one, list a session's, read one's JSON.
+"""DOM recording segments (0019), their blobs (0028) and dictionaries (0030): authorize and
+check for a re-send in one statement, store one (with its blobs) in one, list a session's,
+read one's JSON.
 
 Every statement names the session's start (`session_started_at`, the hypertable's
 partitioning column), so it touches the one chunk that holds the session's segments.
@@ -11,8 +12,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from .. import recording_blobs
+from .. import recording_blobs, recording_codec
 from ..db import Conn
+from ..recording_codec import DICTIONARIES, CorruptSegment, Dictionary
 from .writers import WRITER
 
 
@@ -32,35 +34,64 @@ class Segment:
     blob_offsets: tuple[int, ...] = ()
     blob_hashes: tuple[bytes, ...] = ()
     blobs: tuple[recording_blobs.Blob, ...] = ()
+    # The dictionary `data` was compressed with (recording_codec; None: none, or gzip), and
+    # one this upload makes of its text for the account's next segments (None: none).
+    dictionary: Dictionary | None = None
+    new_dictionary: Dictionary | None = None
 
 
 # The upload's first statement: the writer's checks (queries/writers.WRITER) and, when
-# the session is the writer's, the event count of the segment if it is stored already.
+# the session is the writer's, the event count of the segment if it is stored already,
+# and the account's newest recording dictionary (0030: its key and when it was made).
 WRITER_AND_STORED = "".join(("\nWITH writer AS (", WRITER, """
 ), started AS (
     SELECT s.started_at FROM sessions s JOIN writer w ON w.account_id = s.account_id
     WHERE s.session_id = %(session_id)s
+), newest AS (
+    SELECT d.sha256, d.created_at FROM recording_dictionaries d JOIN writer w ON w.account_id = d.account_id
+    ORDER BY d.created_at DESC LIMIT 1
 )
 SELECT writer.*, (SELECT r.event_count FROM recording_segments r
                   WHERE r.session_id = %(session_id)s AND r.segment = %(segment)s
-                    AND r.session_started_at = (SELECT started_at FROM started)) AS stored_events
+                    AND r.session_started_at = (SELECT started_at FROM started)) AS stored_events,
+       (SELECT sha256 FROM newest) AS dictionary, (SELECT created_at FROM newest) AS dictionary_at
 FROM writer
 """))
 
 # One statement: the blobs (each upserted, which locks it against a concurrent reclaim
 # until this commits: 0028; in the order of their hashes, as every writer and erasure lock
-# them), the segment, and the session's last activity when it was new. The session row is read through the account, so a session of another account
-# stores nothing.
+# them), the dictionary the segment's bytes need (locked likewise: 0030; no segment is
+# stored when it is gone), the segment, a new dictionary of the account when the upload
+# made one (unless one was made since), and the session's last activity when it was new.
+# The session row is read through the account, so a session of another account stores
+# nothing; the dictionary is looked up in the account, so no segment names another's.
 STORE = """
 WITH session AS (
     SELECT session_id, started_at FROM sessions
     WHERE session_id = %(session_id)s AND account_id = %(account_id)s
+), dictionary AS (
+    SELECT sha256 FROM recording_dictionaries
+    WHERE account_id = %(account_id)s AND sha256 = %(dictionary)s::bytea
+    FOR KEY SHARE
+), usable AS (
+    SELECT session.* FROM session
+    WHERE %(dictionary)s::bytea IS NULL OR EXISTS (SELECT 1 FROM dictionary)
+), new_dictionary AS (
+    INSERT INTO recording_dictionaries (account_id, sha256, data, stored_bytes, dictionary_bytes,
+                                        source_session_id)
+    SELECT %(account_id)s, %(new_sha256)s::bytea, %(new_data)s::bytea, octet_length(%(new_data)s::bytea),
+           %(new_bytes)s::integer, session_id
+    FROM usable
+    WHERE %(new_sha256)s::bytea IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM recording_dictionaries
+                      WHERE account_id = %(account_id)s AND created_at > now() - %(rotate)s::interval)
+    ON CONFLICT DO NOTHING
 ), blobs AS (
     INSERT INTO recording_blobs AS b (account_id, sha256, data, gzip_bytes, json_bytes,
                                       first_session_at, last_session_at)
     SELECT %(account_id)s, u.sha256, u.data, octet_length(u.data), u.json_bytes,
            session.started_at, session.started_at
-    FROM session, unnest(%(blob_sha256)s::bytea[], %(blob_data)s::bytea[], %(blob_json)s::integer[])
+    FROM usable AS session, unnest(%(blob_sha256)s::bytea[], %(blob_data)s::bytea[], %(blob_json)s::integer[])
                   AS u(sha256, data, json_bytes)
     ON CONFLICT (account_id, sha256) DO UPDATE
         SET first_session_at = least(b.first_session_at, excluded.first_session_at),
@@ -70,11 +101,11 @@ WITH session AS (
 ), stored AS (
     INSERT INTO recording_segments (session_id, session_started_at, segment, account_id, host,
                                     started_at, ended_at, event_count, full_snapshot, data,
-                                    gzip_bytes, json_bytes, blobs, blob_offsets)
+                                    gzip_bytes, json_bytes, blobs, blob_offsets, dictionary)
     SELECT session_id, started_at, %(segment)s, %(account_id)s, %(host)s, %(started_at)s,
            %(ended_at)s, %(event_count)s, %(full_snapshot)s, %(data)s, %(gzip_bytes)s, %(json_bytes)s,
-           %(blobs)s::bytea[], %(blob_offsets)s::integer[]
-    FROM session
+           %(blobs)s::bytea[], %(blob_offsets)s::integer[], %(dictionary)s::bytea
+    FROM usable
     ON CONFLICT DO NOTHING
     RETURNING session_id
 ), touched AS (
@@ -82,7 +113,8 @@ WITH session AS (
     WHERE session_id = %(session_id)s AND last_activity_at < %(ended_at)s
       AND EXISTS (SELECT 1 FROM stored)
 )
-SELECT (SELECT count(*) FROM session) AS sessions, (SELECT count(*) FROM stored) AS stored
+SELECT (SELECT count(*) FROM session) AS sessions, (SELECT count(*) FROM stored) AS stored,
+       (SELECT count(*) FROM usable) AS usable
 """
 
 SESSION_START = "SELECT started_at FROM sessions WHERE session_id = %s AND account_id = %s"
@@ -95,7 +127,7 @@ WHERE session_id = %(session_id)s AND session_started_at = %(session_started_at)
 
 # What a read needs to give back the segment's JSON: its blobs' bytes in the order of
 # `blobs` (NULL where one is missing: recording_blobs.resolve refuses the segment).
-BODY_COLUMNS = """s.data, s.json_bytes, s.blobs, s.blob_offsets,
+BODY_COLUMNS = """s.account_id, s.data, s.json_bytes, s.blobs, s.blob_offsets, s.dictionary,
     CASE WHEN s.blobs IS NOT NULL THEN ARRAY(
         SELECT b.data FROM unnest(s.blobs) WITH ORDINALITY AS u(sha256, i)
         LEFT JOIN recording_blobs b ON b.account_id = s.account_id AND b.sha256 = u.sha256
@@ -149,12 +181,18 @@ def stored_count(conn: Conn, account_id: uuid.UUID, session_id: uuid.UUID, segme
     return None if row is None else row["event_count"]
 
 
+class DictionaryGone(RuntimeError):
+    """The dictionary a segment was compressed with was reclaimed before it was stored."""
+
+
 def store(conn: Conn, account_id: uuid.UUID, host: str, session_id: uuid.UUID,
           seg: Segment) -> tuple[bool, int] | None:
-    """Store the segment once, with its blobs; return (created, event count stored), or
-    None when the account has no such session. One statement: atomic without a
-    transaction of its own."""
+    """Store the segment once, with its blobs (and the dictionary it makes, if any); return
+    (created, event count stored), or None when the account has no such session; raise
+    DictionaryGone when its dictionary was reclaimed meanwhile (nothing stored). One
+    statement: atomic without a transaction of its own."""
     refs = bool(seg.blob_hashes)
+    new = seg.new_dictionary
     blobs = sorted(seg.blobs, key=lambda b: b.sha256)   # one lock order for every writer: no deadlock
     row = conn.execute(STORE, {
         "session_id": session_id, "account_id": account_id, "host": host, "segment": seg.segment,
@@ -165,9 +203,14 @@ def store(conn: Conn, account_id: uuid.UUID, host: str, session_id: uuid.UUID,
         "blob_json": [b.json_bytes for b in blobs],
         "blobs": list(seg.blob_hashes) if refs else None,
         "blob_offsets": list(seg.blob_offsets) if refs else None,
+        "dictionary": seg.dictionary.sha256 if seg.dictionary else None,
+        "new_sha256": new.sha256 if new else None, "new_data": new.stored() if new else None,
+        "new_bytes": len(new.raw) if new else None, "rotate": recording_codec.ROTATE,
     }, prepare=True).fetchone()
     if row is None or not row["sessions"]:
         return None
+    if not row["usable"]:
+        raise DictionaryGone()
     if row["stored"]:
         return True, seg.event_count
     # Stored before (a re-send that raced the first one): answer with what is stored.
@@ -193,12 +236,41 @@ WHERE s.account_id = %s AND s.session_id = ANY(%s) ORDER BY s.session_id, s.segm
 """)
 
 
+DICTIONARY = "SELECT data FROM recording_dictionaries WHERE account_id = %s AND sha256 = %s"
+
+
+def dictionary(conn: Conn, account_id: uuid.UUID, sha256: bytes) -> Dictionary | None:
+    """The account's dictionary by its key, from this process's cache or the database
+    (checked against its key when loaded); None: the account has no such dictionary."""
+    found = DICTIONARIES.get(account_id, sha256)
+    if found is None:
+        row = conn.execute(DICTIONARY, (account_id, bytes(sha256))).fetchone()
+        if row is None:
+            return None
+        found = recording_codec.load_dictionary(bytes(sha256), bytes(row["data"]))
+        DICTIONARIES.put(account_id, found)
+    return found
+
+
+def resolve(conn: Conn, row: dict) -> recording_blobs.Body:
+    """A segment's JSON from its row (BODY_COLUMNS), with its dictionary looked up in the
+    segment's own account; CorruptSegment when anything it names is missing or altered."""
+    named = row.get("dictionary")
+    found = None
+    if named is not None:
+        found = dictionary(conn, row["account_id"], bytes(named))
+        if found is None:
+            raise CorruptSegment(f"dictionary {bytes(named).hex()} is missing")
+    return recording_blobs.resolve(row, found)
+
+
 def segment_data(conn: Conn, account_id: uuid.UUID, session_id: uuid.UUID,
                  segment: int) -> recording_blobs.Body | None:
-    """The segment's JSON, exactly as sent: the stored gzip when no blob was cut out of it,
-    else spliced back together (None: no such segment of a session of the account)."""
+    """The segment's JSON, exactly as sent: the stored gzip when it was stored as the
+    browser's gzip, else decompressed (with its dictionary) and spliced back together
+    (None: no such segment of a session of the account)."""
     row = _segment(conn, BODY_COLUMNS, account_id, session_id, segment)
-    return None if row is None else recording_blobs.resolve(row)
+    return None if row is None else resolve(conn, row)
 
 
 def segment_bodies(conn: Conn, account_id: uuid.UUID, session_ids: list[uuid.UUID]) -> list[dict]:
@@ -206,8 +278,8 @@ def segment_bodies(conn: Conn, account_id: uuid.UUID, session_ids: list[uuid.UUI
     ended_at, event_count, full_snapshot) with its JSON, exactly as sent (`json`: bytes)."""
     rows = conn.execute(SEGMENT_BODIES, (account_id, session_ids)).fetchall()
     for row in rows:
-        row["json"] = recording_blobs.resolve(row).json()
-        for column in ("data", "json_bytes", "blobs", "blob_offsets", "blob_data"):
+        row["json"] = resolve(conn, row).json()
+        for column in ("account_id", "data", "json_bytes", "blobs", "blob_offsets", "blob_data", "dictionary"):
             del row[column]
     return rows
 
@@ -257,3 +329,74 @@ def reclaim_blobs(conn: Conn, batch: int) -> tuple[int, int]:
     deleted = conn.execute(DELETE_UNUSED, ([r["account_id"] for r in rows],
                                            [r["sha256"] for r in rows])).fetchall()
     return len(deleted), sum(r["gzip_bytes"] for r in deleted)
+
+
+# Dictionaries (0030), reclaimed like blobs: lock the candidates, then check for users in a
+# new statement (an upload that names one holds it FOR KEY SHARE until it commits). One is
+# kept while a segment uses it, and while it is its account's newest unless its source
+# session is gone.
+_UNUSED_DICTIONARY = """NOT EXISTS (SELECT 1 FROM recording_segments r
+                  WHERE r.account_id = d.account_id AND r.dictionary = d.sha256)"""
+_REPLACEABLE_DICTIONARY = """(EXISTS (SELECT 1 FROM recording_dictionaries n
+                 WHERE n.account_id = d.account_id AND n.created_at > d.created_at)
+       OR NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = d.source_session_id))"""
+LOCK_UNUSED_DICTIONARIES = "".join(("""
+SELECT d.account_id, d.sha256 FROM recording_dictionaries d
+WHERE """, _UNUSED_DICTIONARY, " AND ", _REPLACEABLE_DICTIONARY, """
+LIMIT %s FOR UPDATE SKIP LOCKED
+"""))
+LOCK_DICTIONARIES = "".join(("""
+SELECT d.account_id, d.sha256 FROM recording_dictionaries d
+WHERE d.account_id = %s AND d.sha256 = ANY(%s) AND """, _UNUSED_DICTIONARY, " AND ", _REPLACEABLE_DICTIONARY, """
+ORDER BY d.sha256 FOR UPDATE
+"""))
+DELETE_UNUSED_DICTIONARIES = "".join(("""
+DELETE FROM recording_dictionaries d
+USING unnest(%s::uuid[], %s::bytea[]) AS c(account_id, sha256)
+WHERE d.account_id = c.account_id AND d.sha256 = c.sha256 AND """, _UNUSED_DICTIONARY, """
+RETURNING d.stored_bytes
+"""))
+SOURCE_DICTIONARIES = """
+SELECT sha256 FROM recording_dictionaries WHERE account_id = %s AND source_session_id = ANY(%s)
+ORDER BY sha256 FOR UPDATE
+"""
+DICTIONARY_USERS = """
+SELECT s.session_id, s.session_started_at, s.segment, s.data, s.json_bytes
+FROM recording_segments s WHERE s.account_id = %s AND s.dictionary = %s
+"""
+RECOMPRESSED = """
+UPDATE recording_segments SET data = %(data)s, gzip_bytes = octet_length(%(data)s), dictionary = NULL
+WHERE session_id = %(session_id)s AND session_started_at = %(session_started_at)s AND segment = %(segment)s
+"""
+
+
+def reclaim_dictionaries(conn: Conn, batch: int) -> tuple[int, int]:
+    """Delete up to `batch` dictionaries no segment uses that another replaced (or whose
+    source session is gone); (dictionaries, stored bytes) deleted. Run it in a transaction."""
+    rows = conn.execute(LOCK_UNUSED_DICTIONARIES, (batch,)).fetchall()
+    if not rows:
+        return 0, 0
+    deleted = conn.execute(DELETE_UNUSED_DICTIONARIES, ([r["account_id"] for r in rows],
+                                                        [r["sha256"] for r in rows])).fetchall()
+    return len(deleted), sum(r["stored_bytes"] for r in deleted)
+
+
+def erase_dictionaries(conn: Conn, account_id: uuid.UUID, session_ids: list[uuid.UUID],
+                       used: list[bytes]) -> tuple[int, int]:
+    """After the segments of erased sessions are deleted (in the erasure's transaction):
+    the dictionaries made of those sessions' text go, once every other segment that used
+    one is compressed again without it; and those only the erased segments used go unless
+    one is still its account's newest. (dictionaries deleted, segments recompressed)."""
+    made = [bytes(r["sha256"]) for r in conn.execute(SOURCE_DICTIONARIES, (account_id, session_ids)).fetchall()]
+    recompressed = 0
+    for sha in made:
+        found = dictionary(conn, account_id, sha)
+        for row in conn.execute(DICTIONARY_USERS, (account_id, sha)).fetchall():
+            rest = recording_codec.unpack(bytes(row["data"]), found, row["json_bytes"])
+            conn.execute(RECOMPRESSED, {**row, "data": recording_codec.pack(rest, None)})
+            recompressed += 1
+    gone = [bytes(h) for h in used if h is not None and bytes(h) not in made]
+    locked = [r["sha256"] for r in conn.execute(LOCK_DICTIONARIES, (account_id, sorted(set(gone)))).fetchall()]
+    candidates = made + [bytes(h) for h in locked]
+    deleted = conn.execute(DELETE_UNUSED_DICTIONARIES, ([account_id] * len(candidates), candidates)).fetchall()
+    return len(deleted), recompressed

@@ -85,7 +85,8 @@ def accepts_gzip(req: falcon.Request) -> bool:
 
 def send_segment(req: falcon.Request, resp: falcon.Response, body: Body) -> None:
     """The events as JSON, exactly as sent: the stored gzip itself when the client takes it
-    (a segment whose blobs were spliced back is gzipped fast, level 1). A stored segment
+    and the segment was stored as the browser's gzip (before 0030); otherwise, decompressed
+    and spliced, gzipped fast (level 1). A stored segment
     never changes, so it may be cached (privately: it belongs to one account)."""
     resp.content_type = falcon.MEDIA_JSON
     resp.cache_control = ["private", "max-age=31536000", "immutable"]
