@@ -204,6 +204,11 @@ def test_a_1px_viewport_hostile_selectors_and_offsets_cannot_blow_up_or_script_t
     clicks = [{"seq": 10 + i, "timestamp": now_iso(-5), "event_type": "click", "page_url": page_url,
                "viewport_x": 0, "viewport_y": 0, "target_selector": XSS if i % 2 else "#e3",
                "event_data": {"o": o, "rage": 4}} for i, o in enumerate(offsets)]
+    # Placed by the roll-up's 4 px bins (0033) or by box + offset: at a 1280x scale only a click
+    # at the page's first CSS pixel lands on the picture, so one click is placed exactly there
+    # (#e0's box at 0,0, offset 0,0): the blur below must be drawn, and capped.
+    clicks.append({"seq": 29, "timestamp": now_iso(-5), "event_type": "click", "page_url": page_url,
+                   "viewport_x": 0, "viewport_y": 0, "target_selector": "#e0", "event_data": {"o": [0, 0]}})
     clicks.append({"seq": 30, "timestamp": now_iso(-4), "event_type": "scroll", "page_url": page_url,
                    "scroll_y": 200})
     resp = client.simulate_post("/api/v1/track", headers=site.write_headers(),
@@ -216,8 +221,8 @@ def test_a_1px_viewport_hostile_selectors_and_offsets_cannot_blow_up_or_script_t
     twin = analyst.get("/dashboard/heatmaps", page="/attack2", range="24h", format="json")
     assert twin.status_code == 200 and twin.headers["content-type"].startswith("application/json")
     result = twin.json["heatmap"]
-    assert result["clicks"] == len(offsets)
-    assert {p["selector"] for p in result["points"]} == {XSS, "#e3"}
+    assert result["clicks"] == len(offsets) + 1
+    assert {p["selector"] for p in result["points"]} == {XSS, "#e3", "#e0"}
     assert result["placed_on_elements"] >= 2      # [5, 5] on #e3 and the clamped [-1e6, 1e6] on the XSS box
     image = analyst.get("/dashboard/heatmaps/image.png", page="/attack2", range="24h")
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"

@@ -110,6 +110,9 @@ def test_export_then_erase_a_user_then_a_session_by_the_cli(world, monkeypatch, 
                      "duration_ms) VALUES ('req-p', %s, %s, '/api/v1/track', 201, now(), 1)",
                      (account_id, people["P"][0]))
         conn.commit()
+        # The heatmaps' scroll-depth roll-up names P's sessions (refreshed by the fixture).
+        assert conn.execute("SELECT count(*) AS n FROM heatmap_depths_hourly_store WHERE session_id = ANY(%s)",
+                            (people["P"],)).fetchone()["n"] == 4   # 2 sessions x 2 pages
     erased = post(world, "/api/v1/admin/erase", {"user_id": "u-42"})
     assert erased.status_code == 200, erased.json
     rows = erased.json["rows"]
@@ -118,9 +121,10 @@ def test_export_then_erase_a_user_then_a_session_by_the_cli(world, monkeypatch, 
     assert rows["recording_segments"] == 1 and rows["journeys"] == 1 and rows["stack_pending"] >= 1
     assert rows["pipeline_traces"] == 1
     assert "events_daily" in erased.json["rollups"] and "sessions_daily" in erased.json["rollups"]
+    assert "heatmap_depths_hourly" in erased.json["rollups"]   # rewritten (test_heatmap_rollups.py)
     with connect(url) as conn:
         for table in ("sessions", "events", "screenshots", "recording_segments", "journeys", "stack_pending",
-                      "pipeline_traces"):
+                      "pipeline_traces", "heatmap_depths_hourly_store"):
             left = conn.execute(sql.SQL("SELECT count(*) AS n FROM {} WHERE session_id = ANY(%s)").format(
                 sql.Identifier(table)), (people["P"],)).fetchone()["n"]
             assert left == 0, table

@@ -12,6 +12,7 @@ visitor's viewport width (fluid layouts line up), y in CSS pixels of the page.
 
 from __future__ import annotations
 
+import bisect
 import io
 import math
 from array import array
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw, ImageFont
 
-RENDER_VERSION = 2          # part of the cache key: bump when the picture changes
+RENDER_VERSION = 3          # part of the cache key: bump when the picture changes
 BLANK_WIDTH = 1024          # no screenshot of the page: a white page this wide
 MAX_BLANK_HEIGHT = 4000
 REACH_LINES = (75, 50, 25)  # "this share of visitors saw this far" lines
@@ -41,6 +42,7 @@ class Click:
     rage: bool = False
     selector: str | None = None                  # the clicked element's (tracker.js's selector())
     offset: tuple[float, float] | None = None    # CSS px from that element's top left corner
+    count: int = 1                               # clicks at this place (a roll-up's bin)
 
 
 @dataclass(frozen=True)
@@ -106,12 +108,12 @@ def click_offset(stored: object) -> tuple[float, float] | None:
 
 def reach(depths: Iterable[float], css_height: float, steps: int = 10) -> list[dict]:
     """Share of sessions that saw at least each tenth of the page (depths in CSS px)."""
-    values = [min(1.0, d / css_height) if css_height > 0 else 1.0 for d in depths]
+    values = sorted(min(1.0, d / css_height) if css_height > 0 else 1.0 for d in depths)
     total = len(values)
     rows = []
     for i in range(1, steps + 1):
         depth = i / steps
-        seen = sum(1 for v in values if v >= depth - 1e-9)
+        seen = total - bisect.bisect_left(values, depth - 1e-9)
         rows.append({"depth_percent": round(depth * 100), "sessions": seen,
                      "sessions_percent": round(100 * seen / total, 1) if total else 0.0})
     return rows
@@ -173,7 +175,7 @@ def render(page: Page, clicks: Sequence[Click], depths: Sequence[float] = ()) ->
     for click in clicks:
         x, y = position(page, click)
         if 0 <= x < width and 0 <= y < height:
-            counts[int(x // cell), int(y // cell)] += 1
+            counts[int(x // cell), int(y // cell)] += click.count
             if click.rage:
                 rage_points.append((x, y))
     if counts:
@@ -229,6 +231,10 @@ def _density(counts: Counter, grid_w: int, grid_h: int, sigma: float) -> array:
 
 def blank_page(clicks: Sequence[Click]) -> Page:
     """No screenshot of the page: a white page tall enough for its clicks."""
-    lowest = max((c.y for c in clicks), default=0)
+    return blank_page_to(max((c.y for c in clicks), default=0))
+
+
+def blank_page_to(lowest: float) -> Page:
+    """A white page tall enough for a click at CSS y `lowest`."""
     height = int(min(MAX_BLANK_HEIGHT, max(768, lowest + 100)))
     return Page(None, BLANK_WIDTH, height, BLANK_WIDTH)

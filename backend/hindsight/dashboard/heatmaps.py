@@ -28,7 +28,7 @@ from ..services import Services
 from . import heatmap, web
 
 DEFAULT_RANGE = "7d"
-MAX_POINTS = 500   # clicks listed, as drawn, in the page's JSON twin
+MAX_POINTS = 500   # click places listed, as drawn, in the page's JSON twin
 
 
 def selection(req: falcon.Request, now: datetime) -> dict:
@@ -53,28 +53,37 @@ def selection(req: falcon.Request, now: datetime) -> dict:
 
 
 def _params(account_id, sel: dict) -> dict:
-    return sources.page_params(account_id, sel["page"], sel["host"], sel["start"], sel["end"])
+    # Whole hours, as the roll-ups hold them (sql/migrations/0033), like the page list's.
+    hours = traffic.hour_range(sel["start"], sel["end"])
+    return sources.page_params(account_id, sel["page"], sel["host"], hours.start, hours.end)
 
 
-def _page(conn, account_id, sel: dict) -> tuple[heatmap.Page, dict | None, list[heatmap.Click]]:
-    params = _params(account_id, sel)
-    shot = sources.latest_screenshot(conn, params)
-    clicks = [heatmap.Click(r["x"], r["y"], r["viewport_width"], r["rage"], r["selector"],
-                            heatmap.click_offset(r["offset"]))
-              for r in sources.heatmap_clicks(conn, params)]
+def _clicks(rows: list[dict]) -> list[heatmap.Click]:
+    """The roll-up's bins as clicks weighed by their count."""
+    return [heatmap.Click(r["x"], r["y"], r["viewport_width"], r["rage"], r["selector"],
+                          None if r["offset_x"] is None else (float(r["offset_x"]), float(r["offset_y"])),
+                          r["clicks"])
+            for r in rows]
+
+
+def _picture(shot: dict | None, lowest: float) -> heatmap.Page:
+    """What the heatmap is drawn on: the latest screenshot (its size and element boxes; its
+    bytes are read only to draw), else a blank page down to the lowest click."""
     if shot is None:
-        return heatmap.blank_page(clicks), None, clicks
-    return (heatmap.Page(None, shot["image_width"], shot["image_height"], shot["viewport_width"],
-                         heatmap.element_boxes(shot["elements"])),
-            shot, clicks)
+        return heatmap.blank_page_to(lowest)
+    return heatmap.Page(None, shot["image_width"], shot["image_height"], shot["viewport_width"],
+                        heatmap.element_boxes(shot["elements"]))
 
 
 def _points(page: heatmap.Page, clicks: list[heatmap.Click]) -> list[dict]:
-    """The newest clicks as drawn (image px of the picture) and how each was placed."""
+    """The places of the newest hours' clicks as drawn (image px of the picture), how each
+    was placed and how many clicks it holds (a roll-up bin: 4 CSS px, or an element and a
+    whole-px offset)."""
     points = []
     for click in clicks[:MAX_POINTS]:
         x, y, how = heatmap.placed(page, click)
-        points.append({"x": round(x, 1), "y": round(y, 1), "placed_by": how, "selector": click.selector})
+        points.append({"x": round(x, 1), "y": round(y, 1), "placed_by": how, "selector": click.selector,
+                       "clicks": click.count})
     return points
 
 
@@ -106,19 +115,25 @@ class HeatmapsPage:
                 sel["page"] = sources.page_key(conn, sel["page"])
             result = None
             if sel["page"] is not None:
-                page, shot, clicks = _page(conn, user.account_id, sel)
-                depths = sources.scroll_depths(conn, _params(user.account_id, sel))
+                params = _params(user.account_id, sel)
+                shot = sources.latest_screenshot(conn, params)
+                summary = sources.heatmap_summary(conn, params)
+                page = _picture(shot, max((r["lowest"] for r in summary), default=0))
+                depths = sources.scroll_depths(conn, params)
+                points = _clicks(sources.heatmap_points(conn, params, MAX_POINTS))
                 result = {
-                    "clicks": len(clicks),
-                    "rage_clicks": sum(c.rage for c in clicks),
+                    "clicks": sum(r["clicks"] for r in summary),
+                    "rage_clicks": sum(r["rage_clicks"] for r in summary),
                     "sessions": len(depths),
                     "screenshot": None if shot is None else {
                         "screenshot_id": shot["screenshot_id"], "page_url": shot["page_url"],
                         "timestamp": shot["timestamp"], "width": shot["image_width"],
                         "height": shot["image_height"]},
                     "scroll_depth": heatmap.reach(depths, page.css_height),
-                    "placed_on_elements": sum(heatmap.placed(page, c)[2] == "element" for c in clicks),
-                    "points": _points(page, clicks),
+                    # A click with an offset, on an element the screenshot knows (heatmap.placed).
+                    "placed_on_elements": sum(r["with_offset"] or 0 for r in summary
+                                              if r["selector"] and r["selector"] in page.elements),
+                    "points": _points(page, points),
                     "image_url": f"{web.PREFIX}/heatmaps/image.png{image_query(sel)}",
                 }
         view = {"page": sel["page"], "host": sel["host"], "range": sel["range"],
@@ -142,15 +157,18 @@ class HeatmapImage:
             shot = sources.latest_screenshot(conn, params)
             mark = sources.heatmap_fingerprint(conn, params)
             depths = sources.scroll_depths(conn, params)
+            # Everything the picture is drawn from: the click rows' digest (computed in SQL), the
+            # screenshot and every session's depth.
             key = hashlib.sha256(web.dumps([
                 heatmap.RENDER_VERSION, user.account_id, sel["page"], sel["host"],
-                shot and shot["content_hash"], shot and shot["screenshot_id"], mark["clicks"], mark["first_click"], mark["last_click"],
-                sorted(depths),
+                shot and shot["content_hash"], shot and shot["screenshot_id"],
+                mark["rows"], mark["clicks"], mark["digest"], depths,
             ]).encode()).digest()
             png = sources.cached_heatmap(conn, user.account_id, key)
             resp.set_header("X-Heatmap-Cache", "hit" if png else "miss")
             if png is None:
-                page, shot, clicks = _page(conn, user.account_id, sel)
+                clicks = _clicks(sources.heatmap_clicks(conn, params))
+                page = _picture(shot, max((c.y for c in clicks), default=0))
                 if shot is not None:
                     found = screenshot_queries.image(conn, user.account_id, shot["screenshot_id"])
                     image = bytes(found["image_data"]) if found else None
