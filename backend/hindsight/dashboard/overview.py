@@ -63,7 +63,17 @@ class OverviewPage:
 
 
 def numbers(conn, account, start, end) -> dict:
-    """The overview's numbers for [start, end), read from the roll-ups in one transaction."""
+    """The overview's numbers for [start, end), read from the roll-ups in one transaction.
+
+    In pipeline mode (a statement whose result is not read, such as each reader's `SET
+    LOCAL`, goes out with the next one instead of waiting for its own round trip) and with
+    the visitor roll-ups' watermarks read once: 8 round trips after the session check instead
+    of 21 (a round trip costs most when the machine is busy)."""
+    with conn.pipeline(), visitor_stats.same_watermarks(conn):
+        return _numbers(conn, account, start, end)
+
+
+def _numbers(conn, account, start, end) -> dict:
     interval = "hour" if end - start <= timedelta(days=7) else "day"
     rng = traffic.hour_range(start, end) if interval == "hour" else traffic.day_range(start, end)
     series = traffic.series(conn, account, rng, interval)

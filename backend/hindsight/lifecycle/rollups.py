@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from psycopg import sql
 
 from ..db import Conn, one
+from ..queries import heatmap_sources
 from .edition import TIMESCALE
 
 HOUR = timedelta(hours=1)
@@ -219,11 +220,53 @@ PAGE_VISITS_DAILY = Rollup(
     """,
     "SELECT min(bucket) AS t FROM page_visits_hourly",
 )
-VISITOR_ROLLUPS = (VISITS_HOURLY, VISITS_DAILY, PAGE_VISITS_HOURLY, PAGE_VISITS_DAILY)
+# Weekly (sql/migrations/0031): the same rows per week (Monday 00:00 UTC, as network_weekly),
+# merged from the daily roll-ups, so that a long range merges ~13 weekly sketches per value
+# instead of ~90 daily ones. A refresh re-reads the last 3 weeks, which holds the daily
+# roll-ups' 4 days of late events; refreshed after the daily ones (refresh_all's order).
+VISITS_WEEKLY = Rollup(
+    "visits_weekly", WEEK, timedelta(days=21), HOUR, VISITS_COLUMNS,
+    """
+    SELECT time_bucket(INTERVAL '7 days', bucket) AS bucket, account_id, host, dimension, value,
+           sum(sessions)::bigint, hll_union_agg(visitors), sum(bounces)::bigint, sum(duration_s),
+           sum(page_views)::bigint
+    FROM visits_daily
+    WHERE bucket >= %(start)s AND bucket < %(end)s
+    GROUP BY 1, 2, 3, 4, 5
+    """,
+    "SELECT min(bucket) AS t FROM visits_daily",
+)
+PAGE_VISITS_WEEKLY = Rollup(
+    "page_visits_weekly", WEEK, timedelta(days=21), HOUR, PAGE_VISITS_COLUMNS,
+    """
+    SELECT time_bucket(INTERVAL '7 days', bucket) AS bucket, account_id, host, path,
+           sum(page_views)::bigint, hll_union_agg(visitors), sum(exits)::bigint, sum(time_on_page_s)
+    FROM page_visits_daily
+    WHERE bucket >= %(start)s AND bucket < %(end)s
+    GROUP BY 1, 2, 3, 4
+    """,
+    "SELECT min(bucket) AS t FROM page_visits_daily",
+)
+VISITOR_ROLLUPS = (VISITS_HOURLY, VISITS_DAILY, PAGE_VISITS_HOURLY, PAGE_VISITS_DAILY, VISITS_WEEKLY,
+                   PAGE_VISITS_WEEKLY)
+
+# The heatmap page's clicks and scroll depths (sql/migrations/0033): ours on both editions
+# (they join sessions); the reader applies the same SELECT after the watermark.
+HEATMAP_CLICKS_HOURLY = Rollup(
+    "heatmap_clicks_hourly", HOUR, timedelta(days=2), HOUR, heatmap_sources.CLICKS_COLUMNS,
+    heatmap_sources.CLICKS_SOURCE,
+    """SELECT min("timestamp") AS t FROM events WHERE event_type = 'click'""",
+)
+HEATMAP_DEPTHS_HOURLY = Rollup(
+    "heatmap_depths_hourly", HOUR, timedelta(days=2), HOUR, heatmap_sources.DEPTHS_COLUMNS,
+    heatmap_sources.DEPTHS_SOURCE,
+    'SELECT min("timestamp") AS t FROM events',
+)
+HEATMAP_ROLLUPS = (HEATMAP_CLICKS_HOURLY, HEATMAP_DEPTHS_HOURLY)
 
 APACHE_ROLLUPS = (EVENTS_HOURLY, PAGES_HOURLY, NETWORK_HOURLY, EVENTS_DAILY, PAGES_DAILY, NETWORK_DAILY,
-                  NETWORK_WEEKLY, SESSIONS_DAILY, *VISITOR_ROLLUPS)
-TIMESCALE_ROLLUPS = (SESSIONS_DAILY, *VISITOR_ROLLUPS)
+                  NETWORK_WEEKLY, SESSIONS_DAILY, *VISITOR_ROLLUPS, *HEATMAP_ROLLUPS)
+TIMESCALE_ROLLUPS = (SESSIONS_DAILY, *VISITOR_ROLLUPS, *HEATMAP_ROLLUPS)
 ALL_ROLLUPS = APACHE_ROLLUPS
 
 
