@@ -67,7 +67,7 @@ def test_quick_recording_bench_stores_what_it_sent_and_times_the_replay(db_url):
     assert result.long.minutes >= config.replay_minutes and result.long.seek_points >= 1
     [run] = result.replay
     assert 0 < run.first_ms < 60_000 and 0 < run.seek_ms < 60_000
-    text = bench.render(result, "smoke")
+    text = bench.render(result, "smoke") + bench.render_replay(bench.replay_result(result), "smoke")
     assert "ratio API / COPY" in text and "**first frame**" in text
     # The traced page load: the main thread's time before the first frame, by kind.
     assert result.trace["busy"] > 0 and result.trace["scripts"] and "Chromium's trace" in text

@@ -483,59 +483,86 @@ def test_a_hostile_recording_runs_nothing_and_reaches_nothing(recorded, analyst_
     assert problems == [], problems
 
 
-# In /dashboard/player, before its scripts run: its frame and data-origin made for another origin.
-WRONG_ORIGIN = """(() => {
-  if (location.pathname !== '/dashboard/player') return;
-  new MutationObserver((changes, observer) => {
-    const frame = document.querySelector('iframe');
-    if (!frame) return;
-    observer.disconnect();
-    const encoded = encodeURIComponent(location.origin);
-    document.body.dataset.origin = 'http://wrong.invalid';
-    frame.src = frame.src.split(encoded).join(encodeURIComponent('http://wrong.invalid'));
-    window.__wronged = frame.src.includes(encodeURIComponent('http://wrong.invalid'));
-  }).observe(document, {childList: true, subtree: true});
-})()"""
+def _get(url: str, headers: dict | None = None):
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as resp:
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+    except urllib.error.HTTPError as ex:   # 304
+        return ex.code, {k.lower(): v for k, v in ex.headers.items()}, b""
 
 
 def test_the_player_host_keeps_its_policy_when_opened_on_its_own(recorded, browser):
-    """/dashboard/player opened directly: the player still runs in an opaque origin, fetching nothing."""
+    """/dashboard/player: its CSP allows two scripts by hash and no URL; its data: document
+    names no URL at all (the same bytes whatever Host the request named); opened directly,
+    the player still runs in an opaque origin, fetching nothing, running nothing else."""
+    import base64
+    import hashlib
     import urllib.parse
-    import urllib.request
 
-    with urllib.request.urlopen(recorded["api"].url + "/dashboard/player", timeout=10) as resp:
-        csp = resp.headers["Content-Security-Policy"]
-        body = resp.read().decode()
-    for directive in ("default-src 'none'", "script-src 'self'", "connect-src 'none'", "frame-src data:",
-                      "form-action 'none'", "frame-ancestors 'self'", "object-src 'none'"):
+    base = recorded["api"].url
+    status, headers, body = _get(base + "/dashboard/player")
+    assert status == 200 and headers["cache-control"] == "no-cache"
+    csp = headers["content-security-policy"]
+    for directive in ("default-src 'none'", "connect-src 'none'", "frame-src data:", "form-action 'none'",
+                      "frame-ancestors 'self'", "object-src 'none'", "base-uri 'none'", "worker-src 'none'"):
         assert directive in csp, directive
-    # The page holds the player's data: frame (our own URLs only) and the script that redoes it.
-    [src] = re.findall(r'<iframe[^>]* src="(data:text/html[^"]*)"', body)
-    inner = urllib.parse.unquote(html.unescape(src))
-    origin = recorded["api"].url.rstrip("/")
-    assert "replay_sandbox.js" in body and f'data-origin="{origin}"' in body
-    assert sorted(re.findall(r'(?:src|href)="([^"]*)"', inner)) == [
-        f"{origin}/dashboard/static/dist/rrweb-replay.css", f"{origin}/dashboard/static/dist/rrweb-replay.js",
-        f"{origin}/dashboard/static/replay_player.js"]
+    # Scripts: the player document's own (inline) and rrweb's replayer, each by its SHA-256; nothing else.
+    [scripts] = [d.strip() for d in csp.split(";") if d.strip().startswith("script-src ")]
+
+    def sha(data: bytes) -> str:
+        return "'sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode() + "'"
+
+    page_html = body.decode()
+    [src] = re.findall(r'<iframe[^>]* src="(data:text/html[^"]*)"', page_html)
+    inner = urllib.parse.unquote(html.unescape(src).split(",", 1)[1])
+    player_js = (DASHBOARD / "static" / "replay_player.js").read_text()
+    assert player_js in inner and "<script>" + player_js + "</script>" in inner
+    assert scripts.split() == ["script-src", sha(player_js.encode()),
+                               sha((DASHBOARD / "static" / "dist" / "rrweb-replay.js").read_bytes())]
+    assert not re.search(r"\b(src|href)=", inner), "the player's document names no URL"
+    assert "<script" not in page_html.split("<iframe")[0], "no script in the host itself"
+    # The same bytes whatever Host the request named (nothing origin-bound in it).
+    assert _get(base + "/dashboard/player", {"Host": "elsewhere.example:8443"})[2] == body
+    # Versioned: cached for a year; revalidated by ETag otherwise.
+    from hindsight.dashboard.recording import PLAYER_BUILDS
+
+    version = PLAYER_BUILDS.current().version   # what the replay page names (the same files)
+    status, cached, _ = _get(base + f"/dashboard/player?v={version}")
+    assert status == 200 and cached["cache-control"] == "public, max-age=31536000, immutable"
+    assert _get(base + "/dashboard/player?v=000000000000")[1]["cache-control"] == "no-cache"
+    assert _get(base + "/dashboard/player", {"If-None-Match": headers["etag"]})[0] == 304
+
     context = browser.new_context()
     try:
         page = context.new_page()
-        # The server's frame as served, then as if made for an origin the browser does not use
-        # (a proxy that rewrites Host): replay_sandbox.js builds it again from the page's URL.
-        for wrong in (False, True):
-            if wrong:
-                page.add_init_script(WRONG_ORIGIN)
-            page.goto(recorded["api"].url + "/dashboard/player")
-            player = player_frame(page)
-            wait_for(lambda player=player: player.evaluate("() => typeof window.HindsightReplayer") == "function",
-                     what="the replayer in the player", page=page)
-            assert player.evaluate("() => self.origin") == "null"
-            assert player.evaluate("() => document.querySelector('meta[name=hindsight-origin]').content") == origin
-            assert page.evaluate("() => document.querySelectorAll('iframe').length") == 1
-            assert page.evaluate("() => window.__wronged || false") is wrong
-            assert player.evaluate("""async () => {
-              try { await fetch('/dashboard/player'); return 'fetched'; } catch (e) { return e.name; }
-            }""") == "TypeError"
+        console: list[str] = []
+        page.on("console", lambda m: console.append(m.text))
+        page.goto(base + "/dashboard/player")
+        player = player_frame(page)
+        wait_for(lambda: player.evaluate("() => typeof window.addEventListener") == "function",
+                 what="the player", page=page)
+        assert player.evaluate("() => self.origin") == "null"
+        assert page.evaluate("() => document.querySelectorAll('iframe').length") == 1
+        checks = player.evaluate("""async () => {
+          const out = {};
+          try { await fetch('/dashboard/player'); out.fetch = 'fetched'; } catch (e) { out.fetch = e.name; }
+          const inline = document.createElement('script');
+          inline.textContent = 'window.__ran = "inline"';
+          document.head.appendChild(inline);
+          const blob = document.createElement('script');
+          blob.src = URL.createObjectURL(new Blob(['window.__ran = "blob"'], {type: 'text/javascript'}));
+          out.blob = await new Promise((done) => { blob.onload = () => done('ran'); blob.onerror = () => done('blocked');
+                                                   document.head.appendChild(blob); });
+          out.ran = window.__ran || null;
+          out.replayer = typeof window.HindsightReplayer;
+          return out;
+        }""")
+        # No fetch; a script of any other text, inline or as a blob, does not run; rrweb's
+        # replayer is not there until the replay page sends it.
+        assert checks == {"fetch": "TypeError", "blob": "blocked", "ran": None, "replayer": "undefined"}, checks
+        assert any("Content Security Policy" in line for line in console), console
     finally:
         context.close()
 

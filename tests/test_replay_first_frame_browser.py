@@ -4,8 +4,13 @@ Real Chromium, `hindsight serve`, TimescaleDB. Orders and states are asserted, n
 times (the machine is shared):
 
 - the player draws the recording's first frame while the event list has no row yet and only
-  the first window's segments were fetched; the list is built afterwards, in slices, and
-  ends complete and in order, with its highlight and click-to-seek working;
+  the first window's segments were fetched; the session's JSON and the recording's index are
+  asked for only after it; the list is built afterwards, in slices, and ends complete and in
+  order, with its highlight and click-to-seek working;
+- the player's chain: rrweb's replayer and the first window (the first segment) are
+  preloaded by the replay page's HTML (each fetched once), the player's document is the data: frame of
+  /dashboard/player and fetches nothing (no URL in it; rrweb's replayer comes from the
+  replay page as text and runs as a blob: script allowed by its hash);
 - the dashboard's static files come back gzip when the request takes it (with Vary, their
   own ETag, a 304 on revalidation) and plain when it does not; the player's scripts reach
   Chromium compressed.
@@ -38,6 +43,10 @@ STATIC = REPO / "dashboard" / "static"
 WATCH = """(() => {
   if (!location.pathname.startsWith('/dashboard/sessions/')) return;
   const log = window.__order = [];
+  // When the player's first 'loaded' (its first frame drawn) reached this page: before replay.js sees it.
+  window.addEventListener('message', (e) => {
+    if (e.data && e.data.type === 'loaded' && window.__loadedAt == null) window.__loadedAt = performance.now();
+  }, true);
   new MutationObserver((changes) => {
     for (const c of changes) {
       const root = c.target;
@@ -146,17 +155,24 @@ def test_the_first_frame_is_drawn_before_the_event_list_and_the_whole_recording(
     order = page.evaluate("window.__order")
     first = next(o for o in order if o["what"] == "data-dom-loaded")
     done = next(o for o in order if o["what"] == "data-complete")
-    # The first frame came first: no row of the event list yet, only the first window's
-    # segments (0 and 1 of 6) fetched.
+    # The first frame came first: no row of the event list yet, only the first window
+    # (segment 0 of 6, which starts with the first full snapshot) fetched.
     assert order.index(first) < order.index(done)
     assert first["rows"] == 0, order
-    assert 1 <= first["segments"] <= 2 < SEGMENTS, order
+    assert first["segments"] == 1 < SEGMENTS, order
+    assert stage.get_attribute("data-dom-window") == "0-0"
     # The frame is the recording's start: the first full snapshot's page.
     shown = player_frame(page).evaluate(
         "() => { const f = document.querySelector('.replayer-wrapper iframe');"
         " const t = f && f.contentDocument && f.contentDocument.getElementById('title');"
         " return t && t.textContent; }")
     assert shown == "Page 0"
+    # The session's JSON and the recording's index were asked for after the first frame.
+    started = dict(page.evaluate("performance.getEntriesByType('resource').map(e => [e.name.split('/').pop(), e.startTime])"
+                                 ".reverse()"))   # the first request of each name wins
+    loaded_at = page.evaluate("window.__loadedAt")
+    assert started[f"{world['session']}?format=json"] >= loaded_at, (started, loaded_at)
+    assert started["recording"] >= loaded_at, (started, loaded_at)
     # Then the list, complete and in order.
     assert done["rows"] == EVENTS and done["fetched"] == EVENTS
     assert int(stage.get_attribute("data-loaded")) == EVENTS
@@ -176,13 +192,48 @@ def test_the_first_frame_is_drawn_before_the_event_list_and_the_whole_recording(
     wait_for(lambda: page.locator("#event-list li.current").get_attribute("data-index") == str(EVENTS - 1),
              what="the last row highlighted", page=page)
     assert problems == [], problems
-    # The player's scripts came compressed (Chromium asks for gzip).
-    scripts = {urlsplit(r.url).path: r for r in responses if "/dashboard/static/" in r.url}
-    for path in ("/dashboard/static/replay.js", "/dashboard/static/dist/rrweb-replay.js",
-                 "/dashboard/static/replay_player.js"):
+    # The player's scripts and its page came compressed (Chromium asks for gzip).
+    scripts = {urlsplit(r.url).path: r for r in responses if "/dashboard/static/" in r.url or "/player" in r.url}
+    for path in ("/dashboard/static/replay.js", "/dashboard/static/dist/rrweb-replay.js", "/dashboard/player"):
         assert path in scripts, sorted(scripts)
         assert scripts[path].status == 200
         assert scripts[path].all_headers().get("content-encoding") == "gzip", path
+    # Preloaded by the page's HTML, fetched once each: rrweb's replayer, the first window (the
+    # first segment: it starts with the first full snapshot).
+    paths = [urlsplit(r.url).path for r in responses]
+    recording = f"/dashboard/sessions/{world['session']}/recording"
+    assert [paths.count(p) for p in ("/dashboard/static/dist/rrweb-replay.js", f"{recording}/0",
+                                     "/dashboard/player")] == [1, 1, 1], paths
+    assert "/dashboard/static/replay_player.js" not in paths and "/dashboard/static/replay_sandbox.js" not in paths
+
+
+def test_the_player_chain_has_no_request_of_its_own(world, analyst):
+    """Frames: the replay page, /dashboard/player (its CSP), the player's data: document, rrweb's
+    iframe. The player's document names no URL and fetches nothing: rrweb's replayer comes
+    from the replay page, runs as a blob: script allowed by its hash (compiled off the main
+    thread), and no request leaves from the player's frames."""
+    page, problems, responses = analyst
+    page.goto(f"{world['api'].url}/dashboard/sessions/{world['session']}")
+    wait_for(lambda: page.locator("#replay").get_attribute("data-dom-loaded"), what="the first frame", page=page)
+    urls = [f.url for f in page.frames]
+    assert len(urls) == 4, urls
+    assert urls[0].endswith(f"/dashboard/sessions/{world['session']}")
+    assert urlsplit(urls[1]).path == "/dashboard/player" and urlsplit(urls[1]).query.startswith("v=")
+    assert urls[2].startswith("data:text/html") and urls[3] in ("about:blank", urls[2])
+    player = player_frame(page)
+    inside = player.evaluate("""() => ({
+      replayer: document.body.dataset.replayer,
+      scripts: [...document.scripts].map((s) => s.src),
+      urls: [...document.querySelectorAll('[href], link')].length,
+      requests: performance.getEntriesByType('resource').map((e) => e.name),
+    })""")
+    assert inside["replayer"] == "blob", inside
+    assert all(src == "" or src.startswith("blob:null/") for src in inside["scripts"]), inside
+    assert inside["urls"] == 0 and all(r.startswith("blob:") for r in inside["requests"]), inside
+    inner = [f for f in page.frames if f.url.startswith(("data:", "about:"))]
+    from_player = [r.url for r in responses if r.url.startswith("http") and r.frame in inner]
+    assert from_player == [], from_player
+    assert problems == [], problems
 
 
 def test_a_session_without_a_recording_lists_its_events_too(world, analyst):

@@ -101,6 +101,12 @@
 
   function buildList() {
     L.scheduled = false;
+    // A window the player is loading (a seek) goes first: its rebuild shares this thread.
+    if (D && (D.pending || D.building)) {
+      L.scheduled = true;
+      setTimeout(function () { L.scheduled = false; scheduleList(); }, 50);
+      return;
+    }
     var t = performance.now(), from = L.built, items = document.createDocumentFragment();
     while (L.built < S.events.length && (L.built - from < 20 || performance.now() - t < SLICE_MS)) {
       items.appendChild(eventItem(S.events[L.built], L.built));
@@ -351,10 +357,11 @@
 
   // ------------------------------------------------------------------ DOM replay
   //
-  // The recording's segments are fetched here (with the analyst's cookie) and posted to the
-  // player, which runs in a data: document inside /dashboard/player (replay_sandbox.js): an
-  // opaque origin that can read nothing of the dashboard, under a CSP that lets it fetch
-  // nothing. A seek loads the segments
+  // The recording's segments are fetched here (with the analyst's cookie) and their JSON text
+  // posted to the player (it parses them: no parse and no structured clone of the events
+  // here, on the main thread the player shares), which runs in a data: document inside
+  // /dashboard/player: an opaque origin that can read nothing of the dashboard, under a CSP
+  // that lets it fetch nothing. A seek loads the segments
   // from the last one that starts with a full snapshot at or before that moment (a seek
   // point) up to the one after it; while it plays, the next segment is appended ahead of the
   // clock, which waits at the edge of what is loaded.
@@ -372,7 +379,8 @@
   // so, data-first-segments, or else the recording's index does).
   function domPlayerStart(playerUrl) {
     D = {
-      segs: [], from: -1, to: -1, gen: 0, pending: null, appending: false, ready: false, queue: [], loaded: false
+      segs: [], from: -1, to: -1, gen: 0, pending: null, appending: false, ready: false, queue: [], loaded: false,
+      starting: false, code: null, building: false
     };
     img.hidden = true;
     noShot.hidden = true;
@@ -390,32 +398,50 @@
       stage.appendChild(frame);
     }
     D.frame = frame;
+    // rrweb's replayer, as text (the page's HTML preloads it): the player cannot fetch it
+    // cheaply itself (an opaque origin has no HTTP cache), so it gets it from here.
+    D.code = fetch(root.dataset.replayer, { credentials: 'same-origin' })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); });
     root.dataset.mode = 'dom';
     setTimeout(function () {
       // The replayer is a build product (make install: dashboard/static/dist/).
       if (D && !D.ready) loading.textContent = 'the replayer did not start (is dashboard/static/dist built?)';
     }, 15000);
+    // The player says 'ready' until it hears from us (it may have started before this
+    // script): its frames are not touched before, so no window is made for a document
+    // about to be replaced.
     window.addEventListener('message', function (ev) {
-      if (ev.source !== domPlayer() || ev.origin !== 'null') return;   // only our (opaque) player
+      if (ev.origin !== 'null' || !D || ev.source !== domPlayer()) return;   // only our (opaque) player
       var m = ev.data || {};
       if (m.type === 'ready') {
-        D.ready = true;
-        D.queue.splice(0).forEach(domPost);
-        render();
+        if (D.ready || D.starting) return;
+        D.starting = true;
+        // rrweb's replayer first (the player runs it; then it stops saying 'ready'), then
+        // what waited for the player.
+        D.code.then(function (source) {
+          domPlayer().postMessage({ type: 'replayer', source: source, integrity: root.dataset.replayerIntegrity }, '*');
+          D.ready = true;
+          D.queue.splice(0).forEach(domPost);
+          render();
+        }, function (err) {
+          loading.textContent = 'could not load the replayer (' + err.message + ')';
+          afterFirst();
+        });
       } else if (m.type === 'loaded') {
         D.loaded = true;
+        D.building = false;
         root.dataset.domLoaded = String(+(root.dataset.domLoaded || 0) + 1);
-        // The first frame is drawn (rrweb built it in this task): the event list after it is painted.
+        // The first frame is drawn (rrweb built it in this task): the event list after it is
+        // painted, and the session's data (when it waited for the first frame) now.
         requestAnimationFrame(function () { setTimeout(listStart); });
+        afterFirst();
       } else if (m.type === 'error') {
+        D.building = false;
         loading.textContent = 'could not replay the recording: ' + m.message;
+        afterFirst();
         listStart();
       }
     });
-    // A player that started before this script did said 'ready' to nobody: ask again (one
-    // that has not started yet will say it once it has).
-    var early = domPlayer();
-    if (early) early.postMessage({ type: 'ping' }, '*');
   }
 
   // The page said there was a recording, its index has none (deleted meanwhile): screenshots.
@@ -435,12 +461,15 @@
 
   function domPost(message) {
     if (!D.ready) { D.queue.push(message); return; }
+    if (message.type === 'load') D.building = true;   // until the player says it is drawn ('loaded', 'error')
     domPlayer().postMessage(message, '*');   // '*': the player's origin is opaque
   }
 
+  // A segment's JSON, as text: the player parses it. The request is the one the page's
+  // preloads make (no header of ours), so the first window's come from those.
   function fetchSegment(i) {
-    return fetch(D.segs[i].url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
-      .then(function (r) { if (!r.ok) throw new Error('segment ' + D.segs[i].n + ': ' + r.status); return r.json(); });
+    return fetch(D.segs[i].url, { credentials: 'same-origin' })
+      .then(function (r) { if (!r.ok) throw new Error('segment ' + D.segs[i].n + ': ' + r.status); return r.text(); });
   }
 
   // The last seek point at or before `abs` (else the first segment), and the segment playing then.
@@ -460,7 +489,7 @@
     loading.textContent = 'loading the recording…';
     var parts = [];
     for (var i = from; i <= to; i++) parts.push(fetchSegment(i));
-    Promise.all(parts).then(function (lists) {
+    Promise.all(parts).then(function (texts) {
       if (!D || gen !== D.gen) return;   // a later seek won (or the recording is gone)
       D.from = from;
       D.to = to;
@@ -468,24 +497,25 @@
       loading.textContent = '';
       root.dataset.domWindow = from + '-' + to;
       var moment = at != null && !S.session ? at : S.t0 + S.cur;
-      domPost({ type: 'load', events: [].concat.apply([], lists), at: moment, playing: S.playing, speed: S.speed });
+      domPost({ type: 'load', segments: texts, at: moment, playing: S.playing, speed: S.speed });
       render();
     }).catch(function (err) {
       if (!D || gen !== D.gen) return;
       D.pending = null;
       loading.textContent = 'could not load the recording (' + err.message + ')';
+      afterFirst();
     });
   }
 
   function domAppend() {
     var i = D.to + 1, gen = D.gen;
     D.appending = true;
-    fetchSegment(i).then(function (events) {
+    fetchSegment(i).then(function (text) {
       D.appending = false;
       if (gen !== D.gen || i !== D.to + 1) return;
       D.to = i;
       root.dataset.domWindow = D.from + '-' + D.to;
-      domPost({ type: 'append', events: events });
+      domPost({ type: 'append', segment: text });
     }).catch(function (err) {
       D.appending = false;
       loading.textContent = 'could not load the recording (' + err.message + ')';
@@ -536,7 +566,9 @@
     requestAnimationFrame(frame);
   }
 
+  // Until the session's data is in (after the first frame) there is no clock to move.
   function play() {
+    if (!S.session) return;
     if (S.cur >= S.duration) S.cur = 0;
     S.playing = true;
     S.last = performance.now();
@@ -555,6 +587,7 @@
   }
 
   function seek(t) {
+    if (!S.session) return;
     S.cur = Math.max(0, Math.min(S.duration, t));
     remember();
     render();
@@ -694,12 +727,25 @@
 
   // The session (first) and its recording's index: no recording (or none readable) means the
   // screenshot replay.
-  // The player (rrweb's replayer, a large script) starts loading as soon as the page (or
-  // else the index) says there is a recording, while the session and its events are still
-  // on their way. Without a deep link the first frame is the recording's start: its window
-  // (the first two segments, which the page names) is fetched at once and goes to the
-  // player as soon as it is in, before the index and the session's JSON. Any moment up to
-  // the first segment's start shows the same frame (the first full snapshot): `at` 0.
+  // With a recording, the first frame comes first. The page's HTML holds the player (rrweb's
+  // replayer, posted to it from here), loading while the HTML is parsed, and names (and
+  // preloads) the recording's first segment, which starts with its first full snapshot.
+  // Without a deep link the first frame is the recording's start: that segment is the first
+  // window, and goes to the player as soon as it is in (the next one is appended as it
+  // plays, as for any window). Any moment up to
+  // the first segment's start shows the same frame (the first full snapshot): `at` 0. The
+  // session's JSON (its events and markers: hundreds of KB for a long visit, a busy server
+  // worker and a JSON parse on the main thread the player shares) and the recording's index
+  // are asked for once the player has drawn that frame (or failed, or after FIRST_WAIT_MS);
+  // a deep link needs the index first (the seek point), so then they load at once.
+  var FIRST_WAIT_MS = 2000;
+  var rest = loadRest;
+  function afterFirst() {
+    if (!rest) return;
+    var load = rest;
+    rest = null;
+    load();
+  }
   var firstSegments = (root.dataset.firstSegments || '').split(' ').filter(Boolean);
   if (firstSegments.length) {
     domPlayerStart(root.dataset.player);
@@ -707,44 +753,52 @@
       // Stand-ins until the index is in (domStart): the window's segments, by number.
       D.segs = firstSegments.map(function (n) { return { n: +n, url: root.dataset.recording + '/' + n }; });
       domWindow(0, D.segs.length - 1, 0);
+      setTimeout(afterFirst, FIRST_WAIT_MS);
+    } else {
+      afterFirst();
     }
+  } else {
+    afterFirst();
   }
-  var recording = getJson(root.dataset.recording)
-    .then(function (answer) { return answer.segments || []; }, function () { return []; })
-    .then(function (segments) {
-      if (!segments.length && D) domDrop();
-      if (segments.length) {
-        domStart(segments, root.dataset.player);
-        // The page did not name them (recorded since it was made): the first window now.
-        if (fromHash() == null && D.from < 0 && !D.pending) domWindow(0, Math.min(D.segs.length - 1, 1), 0);
-      }
-      return segments;
-    });
-  Promise.all([getJson(root.dataset.src), recording])
-    .then(function (answers) {
-      var data = answers[0], segments = answers[1];
-      S.session = data.session;
-      var first = data.events.length ? ts(data.events[0].timestamp) : Infinity;
-      var firstSegment = segments.length ? ts(segments[0].started_at) : Infinity;
-      S.t0 = Math.min(ts(data.session.started_at), first, firstSegment);
-      if (!segments.length) root.dataset.mode = 'screenshots';
-      if (!D) markersShown = true;   // no player to wait for: the timeline's markers at once
-      S.shots = data.screenshots.map(function (s) { s.t = ts(s.timestamp) - S.t0; return s; });
-      S.markers = data.markers.map(function (m) { m.t = ts(m.timestamp) - S.t0; return m; });
-      var lastMarker = S.markers.length ? S.markers[S.markers.length - 1].t : 0;
-      var lastSegment = segments.length ? Math.max.apply(null, segments.map(function (s) { return ts(s.ended_at); })) - S.t0 : 0;
-      setDuration(Math.max(ts(data.session.last_activity_at) - S.t0, lastMarker, lastSegment));
-      addEvents(data.events);
-      root.dataset.ready = '1';
-      var t = fromHash();
-      if (t != null) S.cur = Math.min(t, S.duration);
-      render();
-      // The event list's rows: after the first frame (the player says when it is drawn).
-      if (D) setTimeout(listStart, 3000); else listStart();
-      loadMore(data.events_next);
-      if (root.dataset.live) tail();
-    })
-    .catch(function (err) {
-      noShot.textContent = 'Could not load this session (' + err.message + ').';
-    });
+
+  function loadRest() {
+    var recording = getJson(root.dataset.recording)
+      .then(function (answer) { return answer.segments || []; }, function () { return []; })
+      .then(function (segments) {
+        if (!segments.length && D) domDrop();
+        if (segments.length) {
+          domStart(segments, root.dataset.player);
+          // The page did not name them (recorded since it was made): the first window now.
+          if (fromHash() == null && D.from < 0 && !D.pending) domWindow(0, Math.min(D.segs.length - 1, 1), 0);
+        }
+        return segments;
+      });
+    Promise.all([getJson(root.dataset.src), recording])
+      .then(function (answers) {
+        var data = answers[0], segments = answers[1];
+        S.session = data.session;
+        var first = data.events.length ? ts(data.events[0].timestamp) : Infinity;
+        var firstSegment = segments.length ? ts(segments[0].started_at) : Infinity;
+        S.t0 = Math.min(ts(data.session.started_at), first, firstSegment);
+        if (!segments.length) root.dataset.mode = 'screenshots';
+        if (!D) markersShown = true;   // no player to wait for: the timeline's markers at once
+        S.shots = data.screenshots.map(function (s) { s.t = ts(s.timestamp) - S.t0; return s; });
+        S.markers = data.markers.map(function (m) { m.t = ts(m.timestamp) - S.t0; return m; });
+        var lastMarker = S.markers.length ? S.markers[S.markers.length - 1].t : 0;
+        var lastSegment = segments.length ? Math.max.apply(null, segments.map(function (s) { return ts(s.ended_at); })) - S.t0 : 0;
+        setDuration(Math.max(ts(data.session.last_activity_at) - S.t0, lastMarker, lastSegment));
+        addEvents(data.events);
+        root.dataset.ready = '1';
+        var t = fromHash();
+        if (t != null) S.cur = Math.min(t, S.duration);
+        render();
+        // The event list's rows: after the first frame (the player says when it is drawn).
+        if (D) setTimeout(listStart, 3000); else listStart();
+        loadMore(data.events_next);
+        if (root.dataset.live) tail();
+      })
+      .catch(function (err) {
+        noShot.textContent = 'Could not load this session (' + err.message + ').';
+      });
+  }
 })();

@@ -1,30 +1,42 @@
-// The DOM replay player. It runs in a data: document that /dashboard/player builds
-// (replay_sandbox.js): an opaque origin, never the dashboard's, under /dashboard/player's CSP,
-// which lets it fetch nothing. It only replays what the replay page (replay.js, the top
-// window, the dashboard's origin) posts to it:
+// The DOM replay player. It runs in a data: document that /dashboard/player holds (built by
+// hindsight.dashboard.recording.player_document, this script inline): an opaque origin,
+// never the dashboard's, under /dashboard/player's CSP, which lets it fetch nothing and run
+// no script but this one and rrweb's replayer (each by its SHA-256). It only replays what
+// the replay page (replay.js, the top window, the dashboard's origin) posts to it:
 //
-//   {type: 'load', events, at, playing, speed}   a new window of rrweb events (from a seek point)
-//   {type: 'append', events}                     the next segment's events, while it plays
-//   {type: 'sync', at, playing, speed}           the replay page's clock (ms since the epoch)
-//
-//   {type: 'ping'}                               say 'ready' again (the replay page's script
-//                                                started after the player did)
+//   {type: 'replayer', source, integrity}          rrweb's replayer (dashboard/static/dist/
+//                                                  rrweb-replay.js, fetched by the replay
+//                                                  page) and its sha256-…: run once
+//   {type: 'load', segments, at, playing, speed}   a new window: its segments' JSON texts
+//                                                  (rrweb events, from a seek point)
+//   {type: 'append', segment}                      the next segment's JSON text, while it plays
+//   {type: 'sync', at, playing, speed}             the replay page's clock (ms since the epoch)
+//   {type: 'ping'}                                 say 'ready' again
 //
 // and answers {type: 'ready'}, {type: 'loaded', first, last}, {type: 'error', message}.
+// 'ready' is said at once and again, more and more rarely, until the replay page's first
+// message: the replay page may start listening after the player has started (its script is
+// deferred) and does not touch this frame before the player has spoken.
 // rrweb's Replayer rebuilds the recorded page in an iframe of its own, sandboxed without
 // allow-scripts: the recorded page's scripts never run.
 (function () {
   'use strict';
 
   var DRIFT_MS = 250;      // re-align rrweb's clock with the replay page's beyond this
-  // The dashboard's origin, written here by replay_sandbox.js (ours is opaque: 'null').
-  var dashboard = document.querySelector('meta[name="hindsight-origin"]').getAttribute('content');
+  // The dashboard's origin (ours is opaque: 'null'). /dashboard/player may be framed by
+  // dashboard pages only (frame-ancestors 'self'), so the top window is the dashboard; where
+  // the browser names its ancestors' origins we hold it to that, else to the origin of the
+  // top window's first message.
+  var ancestors = location.ancestorOrigins;
+  var dashboard = ancestors && ancestors.length ? ancestors[ancestors.length - 1] : null;
+  if (!/^https?:\/\/[^/]+$/.test(dashboard || '')) dashboard = null;   // unknown, or hidden ('null')
   var box = document.getElementById('player');
   var message = document.getElementById('message');
   var replayer = null, base = 0, last = 0, running = false, speed = 1, size = null, shown = null;
   var shown0 = 0;   // the earliest moment shown: just after the window's first full snapshot
 
-  function tell(data) { window.top.postMessage(data, dashboard); }
+  // '*' only before the dashboard's origin is known: for 'ready', which says nothing.
+  function tell(data) { window.top.postMessage(data, dashboard || '*'); }
 
   function fit() {
     if (!replayer || !size) return;
@@ -62,6 +74,53 @@
       shown = null;
     }
     document.body.dataset.at = String(Math.round(at));
+  }
+
+  // rrweb's replayer, from its text. The CSP runs it only if its SHA-256 is the one the
+  // server named (a script of the same version as this page). As a blob: script with that
+  // hash as its integrity (CSP 3 lets a hash allow an external script by its integrity), so
+  // that the browser compiles it off the main thread (script streaming), which the replay
+  // page shares; where a browser does not allow that, as an inline script (compiled on the
+  // main thread). Messages that need it wait meanwhile.
+  var waiting = null;
+
+  function install(source, integrity) {
+    if (window.HindsightReplayer || waiting || typeof source !== 'string') return;
+    waiting = [];
+    var url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+    var script = document.createElement('script');
+    script.onload = function () {
+      URL.revokeObjectURL(url);
+      document.body.dataset.replayer = 'blob';
+      installed();
+    };
+    script.onerror = function () {
+      URL.revokeObjectURL(url);
+      var inline = document.createElement('script');
+      inline.textContent = source;
+      document.head.appendChild(inline);
+      document.body.dataset.replayer = 'inline';
+      installed();
+    };
+    script.integrity = String(integrity || '');
+    script.src = url;
+    document.head.appendChild(script);
+  }
+
+  function installed() {
+    var messages = waiting;
+    waiting = null;
+    if (!window.HindsightReplayer) {
+      fail(new Error('the replayer did not start'));
+      return;
+    }
+    messages.forEach(handle);
+  }
+
+  function parse(segments) {
+    var events = [];
+    for (var i = 0; i < segments.length; i++) events = events.concat(JSON.parse(segments[i]));
+    return events;
   }
 
   function load(events, at, playing, newSpeed) {
@@ -111,20 +170,37 @@
     document.body.dataset.last = String(last);
   }
 
-  window.addEventListener('message', function (ev) {
-    if (ev.source !== window.top || ev.origin !== dashboard) return;   // only the replay page
-    var m = ev.data || {};
+  function fail(err) {
+    message.hidden = false;
+    message.textContent = 'Could not replay this recording (' + err.message + ').';
+    tell({ type: 'error', message: String(err.message) });
+  }
+
+  function handle(m) {
     try {
-      if (m.type === 'load') load(m.events, m.at, m.playing, m.speed);
-      else if (m.type === 'append') append(m.events);
+      if (m.type === 'replayer') install(m.source, m.integrity);
+      else if (waiting) waiting.push(m);   // the replayer is still being compiled
+      else if (m.type === 'load') load(parse(m.segments), m.at, m.playing, m.speed);
+      else if (m.type === 'append') append(parse([m.segment]));
       else if (m.type === 'sync') sync(m.at, m.playing, m.speed);
       else if (m.type === 'ping') tell({ type: 'ready' });   // the replay page started after us
     } catch (err) {
-      message.hidden = false;
-      message.textContent = 'Could not replay this recording (' + err.message + ').';
-      tell({ type: 'error', message: String(err.message) });
+      fail(err);
     }
+  }
+
+  var heard = false;
+  window.addEventListener('message', function (ev) {
+    if (ev.source !== window.top || (dashboard && ev.origin !== dashboard)) return;   // only the replay page
+    dashboard = ev.origin;
+    heard = true;
+    handle(ev.data || {});
   });
   window.addEventListener('resize', fit);
-  tell({ type: 'ready' });
+  // 'ready' until the replay page answers (20 ms, then twice as long each time, up to 30 s).
+  (function ready(wait) {
+    if (heard) return;
+    tell({ type: 'ready' });
+    if (wait < 30000) setTimeout(ready, wait, wait * 2);
+  })(20);
 })();

@@ -28,6 +28,7 @@ from ..resources.screenshots import send_screenshot
 from ..schemas import DEVICE_TYPES, EventListQuerySchema, SessionListQuerySchema
 from ..services import Services
 from . import web
+from .recording import PLAYER_BUILDS
 
 PAGE_SIZE = 50
 # The list counts matching sessions up to this many past the page ("1,050+" beyond):
@@ -142,14 +143,23 @@ class ReplayPage:
                 view = replay_data(conn, user.account_id, session_id)
             else:
                 row = session_queries.get_session(conn, user.account_id, session_id)
-                # Its DOM recording's first two segments (the first frame's window, when it
-                # has one): replay.js starts the player and fetches them at once.
-                first = recording_queries.list_for_session(conn, user.account_id, session_id, limit=2)
+                # Its DOM recording's first segment (it starts with the first full snapshot:
+                # the first frame's window, when it has one): the page preloads it and
+                # replay.js hands it to the player at once.
+                first = recording_queries.list_for_session(conn, user.account_id, session_id, limit=1)
                 view = None if row is None else {"session": _facts(row),
                                                  "first_segments": [s["segment"] for s in first or ()]}
         if view is None:
             raise not_found("No such session in this account.")
+        if json_twin:
+            web.respond(req, resp, "replay.html", view, user)
+            return
+        # The player's host and rrweb's replayer by their versions (recording.py).
+        build = PLAYER_BUILDS.current()
         web.respond(req, resp, "replay.html", view, user, nav="sessions",
+                    player_url=f"{web.PREFIX}/player?v={build.version}",
+                    replayer_url=f"{web.PREFIX}/static/dist/rrweb-replay.js?v={build.replayer_version}",
+                    replayer_integrity=build.replayer_integrity,
                     data_url=f"{web.PREFIX}/sessions/{session_id}?format=json")
 
 
