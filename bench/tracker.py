@@ -77,6 +77,13 @@ class Recording:
     """DOM recording: tracker.js's record chunk next to plain rrweb (milliseconds)."""
     load_ms: list[float] = field(default_factory=list)  # page load, in the chunk's code
     snapshot_ms: dict[str, list[float]] = field(default_factory=dict)  # "tracker demo" -> runs
+    # Long tasks (>= 50 ms) in the 4 s from one full snapshot of the large page, per recorder:
+    # one list of durations per run (the snapshot's own task included).
+    large_tasks: dict[str, list[list[int]]] = field(default_factory=dict)
+    # The demo SPA (tracker/demo/app.html): long tasks in the first 5 s of the page load and
+    # after route changes, per variant ("none", "first visit", "second visit"), one
+    # (load durations, route-change durations) pair per run.
+    spa: dict[str, list[tuple[list[int], list[int]]]] = field(default_factory=dict)
 
     def add(self, key: str, ms: float) -> None:
         self.snapshot_ms.setdefault(key, []).append(ms)
@@ -245,12 +252,45 @@ GROW = """n => {
 }"""
 
 
+# Every long task (>= 50 ms) of the page, from its first script on: [startTime, duration].
+LONG_TASKS = """window.__longTasks = [];
+new PerformanceObserver(l => { for (const e of l.getEntries()) window.__longTasks.push([e.startTime, e.duration]); })
+  .observe({type: 'longtask'});"""
+AFTER_SNAPSHOT = """async recorder => {
+  const t0 = performance.now();
+  setTimeout(() => recorder == 'tracker' ? window.__hindsightRecord.record.takeFullSnapshot() : rrwebRecord.takeFullSnapshot());
+  await new Promise(done => setTimeout(done, 4000));   // the segment's JSON and gzip come in slices after it
+  return window.__longTasks.filter(([t]) => t >= t0).map(([, d]) => Math.round(d));
+}"""
+ROUTES = ("#nav-settings", "#nav-profile", "#nav-home", "#nav-details", "#nav-settings", "#nav-home")
+
+
+def measure_spa(browser, site: DemoSite, key: str, rec: Recording) -> None:
+    """The demo SPA: long tasks in the first 5 s of a page load, then after six route changes
+    (1.5 s apart, and 2 s after the last)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(LONG_TASKS)
+    page = context.new_page()
+    page.goto(site.url() + "/app")
+    page.wait_for_timeout(5000)
+    load = page.evaluate("window.__longTasks.filter(([t]) => t < 5000).map(([, d]) => Math.round(d))")
+    t0 = page.evaluate("performance.now()")
+    for route in ROUTES:
+        page.click(route)
+        page.wait_for_timeout(1500)
+    page.wait_for_timeout(2000)
+    routes = page.evaluate("t0 => window.__longTasks.filter(([t]) => t >= t0).map(([, d]) => Math.round(d))", t0)
+    rec.spa.setdefault(key, []).append((load, routes))
+    context.close()
+
+
 def measure_recording(browser, sites: dict[str, DemoSite], chunk: str, rec: Recording) -> None:
     """tracker.js's DOM recording on the demo page: the page load's time in the record chunk
     (CPU profile), then one full snapshot on the demo page and on a large one; plain rrweb
     for comparison."""
     for recorder, site in (("tracker", sites["recording"]), ("rrweb", sites["rrweb"])):
         context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.add_init_script(LONG_TASKS)
         page = context.new_page()
         cdp = context.new_cdp_session(page)
         if recorder == "tracker":
@@ -270,6 +310,8 @@ def measure_recording(browser, sites: dict[str, DemoSite], chunk: str, rec: Reco
         rec.add("elements large", page.evaluate(GROW, LARGE_ITEMS))
         page.wait_for_timeout(300)  # the mutations of growing it are recorded first
         rec.add(f"{recorder} large", page.evaluate(SNAPSHOT, recorder))
+        page.wait_for_timeout(1000)  # that snapshot's segment is made and sent
+        rec.large_tasks.setdefault(recorder, []).append(page.evaluate(AFTER_SNAPSHOT, recorder))
         context.close()
 
 
@@ -335,6 +377,18 @@ def run(rounds: int) -> Result:
                                          manifest["capture_chunk"], max(2, rounds // 2))
                     for _ in range(max(2, rounds // 2)):
                         measure_recording(browser, sites, manifest["record_chunk"], recording)
+                    # The demo SPA with tracker.js's defaults (DOM recording and screenshots on),
+                    # a new account each round: the first visit takes the screenshots the
+                    # server wants (one per route), the second finds them there.
+                    for _ in range(max(2, rounds // 2)):
+                        measure_spa(browser, sites["none"], "none", recording)
+                        fresh = new_account(url, "localhost")
+                        spa = DemoSite(api.url, fresh["account_id"]).start()
+                        try:
+                            measure_spa(browser, spa, "first visit", recording)
+                            measure_spa(browser, spa, "second visit", recording)
+                        finally:
+                            spa.stop()
             finally:
                 for site in sites.values():
                     site.stop()
@@ -426,12 +480,23 @@ def render_recording(result: Result, command: str) -> str:
     shot = statistics.median(result.variants["hindsight"].picture_ms)
     demo, large = rec.median("tracker demo"), rec.median("tracker large")
     plain_large = rec.median("rrweb large")
-    if large > plain_large:
-        versus = (f"plain rrweb: {plain_large:.0f} ms; the difference is tracker.js's masking and "
-                  "each event's JSON for its segment, done as the events come")
-    else:
-        versus = (f"plain rrweb, which does not serialize its events until it ships them: "
-                  f"{plain_large:.0f} ms in the same run, so the masking costs less than the noise")
+    versus = (f"plain rrweb in the same run: {plain_large:.0f} ms; tracker.js adds its masking "
+              "callbacks to it, and makes the snapshot's JSON for its segment later, in slices")
+
+    def tasks(runs: list[list[int]]) -> str:
+        longest = statistics.median(max(r, default=0) for r in runs)
+        others = max((d for r in runs for d in sorted(r)[:-1]), default=0)
+        return (f"longest {longest:.0f} ms (median), {statistics.median(len(r) for r in runs):.0f} task(s) "
+                f"≥ 50 ms a run; besides the snapshot's own, the longest: {others} ms")
+
+    def spa_row(key: str) -> str:
+        runs = rec.spa[key]
+        cells = []
+        for part in (0, 1):
+            lists = [r[part] for r in runs]
+            cells.append(f"{statistics.median(len(x) for x in lists):.0f} / {statistics.median(sum(x) for x in lists):.0f} ms "
+                         f"/ {max((max(x) for x in lists if x), default=0)} ms")
+        return f"| {key} | {cells[0]} | {cells[1]} | {'; '.join(str(r) for r in runs)} |"
     return "\n".join([
         "## tracker.js with DOM recording",
         "",
@@ -441,9 +506,11 @@ def render_recording(result: Result, command: str) -> str:
         "within a row, not across runs).",
         "tracker.js records the DOM with rrweb's recorder (npm `@rrweb/record` 2.1.6) from a lazy "
         "chunk, masked by the rules of `tracker/src/mask.js` (fields, and the text that may be "
-        "masked, go through them), its events serialized into segments as they come. A full snapshot is "
+        "masked, go through them), its events serialized into segments as they come, except a full "
+        "snapshot's, whose JSON is made and gzipped in 8 ms slices after it. A full snapshot is "
         "timed in the page (`performance.now()` around `takeFullSnapshot()`, synchronous: "
-        "serializing, masking and the segment's JSON included); the screenshot is the one of the "
+        "rrweb's serializing and our masking callbacks); the long tasks of the 4 s from it "
+        "(the next row) include the slices and the upload; the screenshot is the one of the "
         "section above (html2canvas, masking, JPEG).",
         "",
         "| | tracker.js | plain rrweb `record()` |",
@@ -463,6 +530,22 @@ def render_recording(result: Result, command: str) -> str:
         "elements) | "
         f"**{large:.1f} ms** | {rec.median('rrweb large'):.1f} ms |",
         f"| one screenshot of the demo page (for comparison) | {shot:.0f} ms | |",
+        f"| long tasks in the 4 s from one full snapshot of the large page (CDP-free: "
+        f"PerformanceObserver `longtask`) | {tasks(rec.large_tasks['tracker'])} | "
+        f"{tasks(rec.large_tasks['rrweb'])} |",
+        "",
+        f"The demo single-page app (tracker/demo/app.html, {len(ROUTES)} route changes 1.5 s apart), "
+        "long tasks (≥ 50 ms, PerformanceObserver `longtask` registered before any script): "
+        "count / total / worst, medians of the counts and totals, worst of all runs. tracker.js "
+        "with its defaults (DOM recording and screenshots on); a new account each round, so its "
+        "first visit takes the screenshots the server wants (one per route: heatmap "
+        "backgrounds) and its second visit finds them there.",
+        "",
+        "| page | first 5 s of the page load | after the route changes | runs (load, routes) |",
+        "|---|---|---|---|",
+        spa_row("none"),
+        spa_row("first visit"),
+        spa_row("second visit"),
         "",
         f"Reading it: on the demo page a full snapshot costs {demo:.1f} ms of main thread against "
         f"{shot:.0f} ms for a screenshot ({shot / max(demo, 0.01):.0f}× less), and it is the replay "
@@ -470,8 +553,16 @@ def render_recording(result: Result, command: str) -> str:
         "screenshot per distinct page and viewport width (heatmap backgrounds, thumbnails) "
         "instead of one per page view. rrweb's snapshot is one synchronous task: on the large "
         f"page it takes {large:.0f} ms, the price of serializing a DOM that size ({versus}). "
-        "It happens on each page load and every 5 minutes; a page that size should be recorded "
-        "with `data-record=\"off\"` or have its bulk blocked (`data-hindsight-block`).",
+        "Issue 11's target, no task over 50 ms on the large page, is missed: rrweb's snapshot "
+        "cannot be sliced without forking it (docs/DECISIONS.md \"The large page's full "
+        "snapshot\"). It happens on each page load and every 5 minutes; a page that size should "
+        "be recorded with `data-record=\"off\"` or have its bulk blocked (`data-hindsight-block`). "
+        "On the SPA the tracker still makes long tasks after route changes (the page alone "
+        "makes none): a CPU profile of them shows the screenshot chunk (html2canvas, one "
+        "synchronous task per screenshot) of routes the server has no recent picture of (a "
+        "route left within 1.5 s is not taken on the first visit, so the second takes it), and "
+        "rrweb recording each route's new DOM; the issue's \"no long task from the tracker at "
+        "all\" is not met.",
     ]) + "\n"
 
 

@@ -151,7 +151,7 @@ export default async function capture(cfg, upload) {
         shot.session_id = cfg.sessionId();
         shot.page_url = page;
         shot.timestamp = new Date().toISOString();
-        upload([shot.session_id, '/api/v1/track/screenshot', JSON.stringify(shot), 0]);
+        upload([shot.session_id, '/api/v1/track/screenshot', JSON.stringify(shot), 0], 1);
       }
     }
   } catch {

@@ -6,6 +6,13 @@
 // snapshot (each page load, every 5 minutes, a new session: every segment that begins
 // with one is a seek point), and when the page is hidden or goes away.
 //
+// A full snapshot's JSON is not made in the task that took the snapshot: the event waits in
+// its segment as an object, and its JSON is made (node by node) and gzipped when the segment is
+// cut, in slices of SLICE ms of main thread with the event loop let through between them. On a
+// page of 15,000 elements that keeps ~90 ms of ours (JSON.stringify, and the Blob that fed the
+// CompressionStream) out of rrweb's own snapshot task, which rrweb cannot slice
+// (docs/DECISIONS.md "The large page's full snapshot").
+//
 // What is cut as the page goes away (and what is still being compressed then) cannot wait
 // for CompressionStream, which is asynchronous: it is gzipped at once on the main thread by
 // fflate (npm, pinned) instead, so the beacon and the outbox (whose copy the next page load
@@ -15,13 +22,17 @@ import { record } from '@rrweb/record';
 import { gzipSync } from 'fflate';
 import { reportEarlyNetwork } from './early-network.js';
 import { configureMasking, recordingPrivacy } from './mask.js';
-import { load, save, SS } from './util.js';
+import { D, load, save, SS } from './util.js';
 
 const MAX_JSON = 256 * 1024;
 const MAX_AGE = 10000;
 const CHECKOUT_EVERY = 5 * 60 * 1000;
 const FULL_SNAPSHOT = 2;
 const META = 4; // rrweb emits it right before each full snapshot
+const SLICE = 8; // ms of main thread, then the event loop goes on (a new task)
+const CHUNK = 64 * 1024; // characters of JSON handed to the CompressionStream at a time
+const SMALL = 200; // nodes: a subtree up to this size is one piece of JSON
+const PER_ELEMENT = 100; // about the JSON of a full snapshot per element (cutting segments by size)
 
 /** `fn` wrapped so that nothing it throws reaches the page. */
 const guard =
@@ -41,18 +52,78 @@ function base64(bytes) {
   return btoa(binary);
 }
 
-/** gzip with the browser's CompressionStream (off the main thread), as base64. */
-async function gzip(json) {
-  const stream = new Blob([json]).stream().pipeThrough(new CompressionStream('gzip'));
-  return base64(new Uint8Array(await new Response(stream).arrayBuffer()));
+const pause = () => new Promise((resolve) => setTimeout(resolve));
+
+/** A serialized node's JSON in pieces: a subtree of up to SMALL nodes at once
+ * (JSON.stringify), a larger one as its own fields, then its children one by one. rrweb
+ * numbers a snapshot's nodes in document order, so the ids tell a subtree's size (the next
+ * sibling's id minus its own; `size` is an estimate only: ids that do not fit make one
+ * larger piece, never a wrong one). */
+function* nodePieces(node, size) {
+  const kids = node.childNodes;
+  if (!(size > SMALL) || !kids || !kids.length) return yield JSON.stringify(node);
+  const own = JSON.stringify(Object.assign({}, node, { childNodes: undefined }));
+  yield own.slice(0, -1) + (own.length > 2 ? ',' : '') + '"childNodes":[';
+  for (let i = 0; i < kids.length; i++) {
+    if (i) yield ',';
+    yield* nodePieces(kids[i], (i + 1 < kids.length ? kids[i + 1].id : node.id + size) - kids[i].id);
+  }
+  yield ']}';
 }
 
-/** gzip now, on the main thread (fflate), as base64: for a page that is going away. */
-const gzipNow = (json) => base64(gzipSync(new TextEncoder().encode(json), { level: 6 }));
+/** An event's JSON in pieces: a full snapshot's node tree by nodePieces, else at once.
+ * The same JSON as JSON.stringify(event), fields in another order. */
+function* eventPieces(event) {
+  if (typeof event == 'string') return yield event;
+  const data = Object.assign({}, event.data, { node: undefined });
+  const head = JSON.stringify(Object.assign({}, event, { data: undefined }));
+  const rest = JSON.stringify(data);
+  yield head.slice(0, -1) + ',"data":' + rest.slice(0, -1) + (rest.length > 2 ? ',' : '') + '"node":';
+  yield* nodePieces(event.data.node, Infinity);
+  yield '}}';
+}
+
+/** A segment's JSON, at once (the page is going away, or no CompressionStream). */
+const jsonOf = (seg) => '[' + seg.parts.map((e) => (typeof e == 'string' ? e : JSON.stringify(e))).join(',') + ']';
+
+/** gzip with the browser's CompressionStream: the JSON made and handed over in slices of
+ * SLICE ms. '' when the segment left otherwise meanwhile (seg.done). */
+async function gzip(seg) {
+  const stream = new CompressionStream('gzip');
+  const writer = stream.writable.getWriter();
+  const bytes = new Response(stream.readable).arrayBuffer();
+  const encoder = new TextEncoder();
+  let t = performance.now();
+  let text = '[';
+  const hand = () => {
+    writer.write(encoder.encode(text)).catch(() => 0);
+    text = '';
+  };
+  for (let i = 0; i < seg.parts.length; i++) {
+    if (i) text += ',';
+    for (const piece of eventPieces(seg.parts[i])) {
+      text += piece;
+      if (text.length >= CHUNK) hand();
+      if (performance.now() - t > SLICE) {
+        await pause();
+        if (seg.done) return ''; // sent at once meanwhile (the page went away)
+        t = performance.now();
+      }
+    }
+  }
+  text += ']';
+  hand();
+  writer.close().catch(() => 0);
+  return new Uint8Array(await bytes);
+}
+
+/** gzip now, on the main thread (fflate): for a page that is going away. */
+const gzipNow = (json) => gzipSync(new TextEncoder().encode(json), { level: 6 });
 
 /**
  * cfg: tracker.js's options plus sessionId(), active() and flag(name, default).
- * deliver([session_id, path, body, gzipped]) queues a segment for delivery (path:
+ * deliver([session_id, path, body, gzipped], now) queues a segment for delivery (now: send it
+ * at once, not as the page goes away; path:
  * /api/v1/track/recording?session_id=...&segment=N&encoding=gzip|json; body: base64 of the
  * gzip bytes, or the JSON).
  */
@@ -60,7 +131,7 @@ export default function start(cfg, deliver) {
   reportEarlyNetwork(cfg);
   configureMasking(cfg);
   const numbers = 'hs:' + cfg.account + ':g'; // sessionStorage: {i: session id, n: next segment number}
-  let parts = []; // the current segment's events, as JSON
+  let parts = []; // the current segment's events: JSON, or a full snapshot's event (its JSON made later)
   let size = 0;
   let sid = '';
   let timer = 0;
@@ -79,40 +150,47 @@ export default function start(cfg, deliver) {
     return next[1]++;
   }
 
-  function send(seg, encoding, body) {
+  /** data: the gzip bytes, or the JSON. */
+  function send(seg, encoding, data) {
     if (seg.done) return;
     seg.done = 1;
     compressing = compressing.filter((x) => x != seg);
     const path = '/api/v1/track/recording?session_id=' + seg.s + '&segment=' + seg.n + '&encoding=' + encoding;
-    deliver([seg.s, path, body, encoding == 'gzip' ? 1 : 0]);
+    const gz = encoding == 'gzip';
+    const up = [seg.s, path, gz ? base64(data) : data, gz ? 1 : 0];
+    // The body as a Blob, in memory only (the outbox's JSON holds the base64): tracker.js
+    // sends it without decoding the base64 (100 ms for a large page's snapshot segment).
+    up.y = new Blob([data], { type: 'text/plain' });
+    deliver(up, !seg.now);
   }
 
   /** Send `seg` at once: gzipped here and now, else as JSON. */
   function sendNow(seg) {
-    let b64 = '';
+    seg.now = 1; // the page is going away: its beacon carries it
+    let gz = 0;
     try {
-      b64 = gzipNow(seg.json);
+      gz = gzipNow(seg.json = jsonOf(seg));
     } catch {
       // out of memory, or no TextEncoder: the JSON itself
     }
-    send(seg, b64 ? 'gzip' : 'json', b64 || seg.json);
+    send(seg, gz ? 'gzip' : 'json', gz || seg.json || jsonOf(seg));
   }
 
   const cut = guard((sync) => {
     clearTimeout(timer);
     timer = 0;
     if (!parts.length) return;
-    const seg = { s: sid, n: number(sid), json: '[' + parts.join(',') + ']' };
+    const seg = { s: sid, n: number(sid), parts };
     parts = [];
     size = 0;
     if (sync) return sendNow(seg);
-    if (!self.CompressionStream) return send(seg, 'json', seg.json); // an old browser: no main-thread gzip while it lives
+    if (!self.CompressionStream) return send(seg, 'json', jsonOf(seg)); // an old browser: no main-thread gzip while it lives
     compressing.push(seg);
     queue = queue
-      .then(() => !seg.done && gzip(seg.json))
+      .then(() => !seg.done && gzip(seg))
       .then(
-        (b64) => b64 && send(seg, 'gzip', b64),
-        () => send(seg, 'json', seg.json), // compression failed: the JSON itself
+        (gz) => gz && send(seg, 'gzip', gz),
+        () => send(seg, 'json', jsonOf(seg)), // compression failed: the JSON itself
       )
       .catch(() => 0); // the queue goes on whatever happened
   });
@@ -133,9 +211,11 @@ export default function start(cfg, deliver) {
     if (needFull && event.type != META && event.type != FULL_SNAPSHOT) return;
     if (event.type == FULL_SNAPSHOT) needFull = 0;
     if (event.type == META) cut(); // a full snapshot starts a segment: a seek point
-    const json = JSON.stringify(event);
+    // A full snapshot's JSON is made when its segment is cut (in slices); its size here is
+    // an estimate from the page's element count.
+    const json = event.type == FULL_SNAPSHOT ? event : JSON.stringify(event);
     parts.push(json);
-    size += json.length;
+    size += json.length || D.getElementsByTagName('*').length * PER_ELEMENT;
     if (size >= MAX_JSON) cut();
     else if (!timer) timer = setTimeout(cut, MAX_AGE);
   });

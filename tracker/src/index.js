@@ -185,7 +185,7 @@ function main() {
     version: VERSION, // eslint-disable-line no-undef
     /** Record a custom event with JSON-serializable properties (at most 8 KB). */
     track: safe((name, props) => {
-      let json = JSON.stringify(props === undefined ? null : props);
+      let json = JSON.stringify(props == null ? null : props);
       if (json.length > 8192) json = '{"truncated":true}';
       emit('custom', { event_data: { name: clip(name, 200), props: JSON.parse(json) } });
     }),

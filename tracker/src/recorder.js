@@ -50,11 +50,14 @@ const origin = (e, t = e.composedPath()[0]) => (t && t.nodeType == 1 ? t : t && 
 export function record(emit, ctx) {
   const on = (target, type, fn) => target.addEventListener(type, safe(fn), OPTS);
 
-  // Clicks, with rage clicks marked.
+  // Clicks, with rage clicks marked. A click on a <label> makes the browser dispatch a copy
+  // of it on the label's field, stamped with the user's click's timeStamp: one click is
+  // recorded (the user's, on the label), not two.
   let recent = [];
-  const click = (e) => {
+  let stamp;
+  const click = (e, t = e.timeStamp) => {
+    if (stamp == (stamp = t)) return;
     const el = origin(e);
-    const t = now();
     const x = round(e.clientX);
     const y = round(e.clientY);
     recent = recent.filter((c) => t - c[0] < RAGE_MS && Math.abs(c[1] - x) < RAGE_PX && Math.abs(c[2] - y) < RAGE_PX);

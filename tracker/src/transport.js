@@ -23,7 +23,7 @@ const TRACK = '/api/v1/track';
  * within seconds; they pile up (bounded) only while the API is away.
  */
 export function createTransport(hooks, tab) {
-  const fetch0 = W.fetch && W.fetch.bind(W); // taken before the network recorder wraps it
+  const fetch0 = W.fetch.bind(W); // taken before the network recorder wraps it
   const acc = 'hs:' + hooks.account_;
   const prefix = acc + ':o:';
   const key = prefix + tab;
@@ -44,7 +44,7 @@ export function createTransport(hooks, tab) {
   // Closed tabs' undelivered batches: re-sent as they were; the server keeps each event once.
   for (let i = LS ? LS.length : 0; i--; ) {
     const k = LS.key(i);
-    if (k === key || !k.startsWith(prefix)) continue;
+    if (k == key || !k.startsWith(prefix)) continue;
     const other = load(LS, k) || {};
     if (now() - (other.t || 0) < ADOPT_AFTER) continue;
     out = (other.o || []).concat(out);
@@ -63,7 +63,7 @@ export function createTransport(hooks, tab) {
       n -= out[0][1].length;
       health.dropped += out.shift()[1].length;
     }
-    for (const sid in sess) if (sess[sid] === 0 && sid !== hooks.sessionId_() && !out.concat(uploads).some((b) => b[0] === sid)) delete sess[sid];
+    for (const sid in sess) if (sess[sid] == 0 && sid != hooks.sessionId_() && !out.concat(uploads).some((b) => b[0] == sid)) delete sess[sid];
     uploads.splice(0, uploads.length - MAX_UPLOADS); // in place: a request in flight holds the list
     // Over the storage quota: the uploads in memory only, then the newer half of the batches.
     for (let r = uploads; !save(LS, key, { t: now(), o: out, s: sess, d: health.dropped, r }) && out.length + r.length > 1; r = []) {
@@ -73,20 +73,21 @@ export function createTransport(hooks, tab) {
 
   /** An upload's body, binary: a segment's gzip bytes, or the JSON. text/plain (which the
    * API accepts besides application/octet-stream and application/json) keeps a beacon free
-   * of a CORS preflight. */
-  const bytes = (up) => new Blob([up[3] ? Uint8Array.from(atob(up[2]), (c) => c.charCodeAt(0)) : up[2]], { type: 'text/plain' });
+   * of a CORS preflight. `up.y`: the same as a Blob, kept in memory by the recording chunk. */
+  const bytes = (up) => up.y || new Blob([up[3] ? Uint8Array.from(atob(up[2]), (c) => c.charCodeAt(0)) : up[2]], { type: 'text/plain' });
 
   /** Move recorded events into batches of at most 50 events of one session. */
   function cut() {
     while (pending.length) {
       const sid = pending[0].__s;
       let i = 0;
-      while (i < pending.length && i < MAX_BATCH && pending[i].__s === sid) delete pending[i++].__s;
+      while (i < MAX_BATCH && pending[i]?.__s == sid) delete pending[i++].__s;
       out.push([sid, pending.splice(0, i)]);
     }
   }
 
-  async function call(method, path, body, token) {
+  /** GET without a body, POST with one. */
+  async function call(path, body, token) {
     const headers = {};
     if (token) headers.Authorization = 'Bearer ' + token;
     // An upload is a Blob (its type is the Content-Type); everything else JSON.
@@ -95,13 +96,13 @@ export function createTransport(hooks, tab) {
       body = JSON.stringify(body);
     }
     const r = await fetch0(hooks.endpoint_ + path, {
-      method,
+      method: body ? 'POST' : 'GET',
       headers,
       body: body || undefined, // a GET must not have one
       credentials: 'omit',
-      keepalive: !!body && (body.size || body.length) < BEACON_LIMIT,
+      keepalive: (body && (body.size || body.length)) < BEACON_LIMIT,
     });
-    return { status: r.status, data: method == 'GET' && r.status == 200 && (await r.json()), wait: +r.headers.get('Retry-After') };
+    return { status: r.status, data: !body && r.status == 200 && (await r.json()), wait: +r.headers.get('Retry-After') };
   }
 
   /** The site token flow: widgets -> widget JWT -> statistics token. */
@@ -109,12 +110,12 @@ export function createTransport(hooks, tab) {
     const t = now();
     if (auth.token_ && t < auth.renew_) return { status: 200 };
     if (!auth.jwt_ || t > auth.exp_) {
-      const r = await call('GET', '/site/account/' + encodeURIComponent(hooks.account_) + '/widgets');
+      const r = await call('/site/account/' + encodeURIComponent(hooks.account_) + '/widgets');
       const w = r.data && r.data.widgets.filter((x) => x.type == 'tracker')[0];
       if (!w) return r.data ? { status: 403 } : r;
       auth = { widget_: w.widget_id, jwt_: w.token, exp_: Date.parse(w.expires_at) - 60000 };
     }
-    const r = await call('GET', '/site/widget/' + auth.widget_ + '/account_statistics', 0, auth.jwt_);
+    const r = await call('/site/widget/' + auth.widget_ + '/account_statistics', 0, auth.jwt_);
     if (r.status == 401) auth.jwt_ = 0; // expired, or signed by a retired key: start over
     if (!r.data) return r;
     // Renew once half of the remaining lifetime has passed (the server rotates at half-life).
@@ -131,7 +132,7 @@ export function createTransport(hooks, tab) {
     const item = list[0];
     if (!item) return null;
     const sid = item[0];
-    if (sess[sid] !== 0) {
+    if (sess[sid] != 0) {
       if (sess[sid]) return [SESSIONS, sess[sid], 0, sid];
       // Nobody can create this session any more: its data cannot be delivered.
       if (list == out) health.dropped += item[1].length;
@@ -145,14 +146,14 @@ export function createTransport(hooks, tab) {
 
   async function pump() {
     if (busy) return; // its completion pumps again
-    const job = !retryTimer && fetch0 && hooks.active_() && !blocked() && next();
+    const job = !retryTimer && hooks.active_() && !blocked() && next();
     if (!job) return settle();
     const [path, body, list, item] = job;
     busy = 1;
     let r;
     try {
       r = await token();
-      if (r.status == 200) r = await call('POST', path, body, auth.token_);
+      if (r.status == 200) r = await call(path, body, auth.token_);
       else if (r.status > 401 && r.status < 500 && r.status != 408 && r.status != 429) r.status = 403;
     } catch {
       r = { status: 0 }; // a network error, or the API is down
@@ -202,11 +203,14 @@ export function createTransport(hooks, tab) {
     session_(sid, body) {
       if (!(sid in sess)) sess[sid] = body;
     },
-    /** A segment or a screenshot: [session_id, path, body, gzipped]. */
-    upload_(up) {
+    /** A segment or a screenshot: [session_id, path, body, gzipped]; `now`: send it now (else
+     * with the next delivery, or the page's beacon). */
+    upload_(up, now) {
       uploads.push(up);
       persist();
-      go();
+      // Not while the page goes away: its beacon (leave_, next) carries it; a fetch started
+      // here as well would be one more copy (the next page load still re-sends it).
+      if (now) go();
     },
     /** Send what was recorded; resolves once the outbox is empty or delivery paused. */
     flush_() {
@@ -244,14 +248,16 @@ export function createTransport(hooks, tab) {
       // Beaconed batches and segments stay in the outbox: the next page load sends them
       // again and the server stores each once (session_id + seq, session_id + segment),
       // so a lost beacon loses nothing. Screenshots (no query string) are skipped.
-      if (auth.token_ && !blocked() && navigator.sendBeacon) {
+      if (auth.token_ && !blocked()) {
         for (const item of out.concat(uploads)) {
           const sid = item[0];
-          if (sess[sid] !== 0 && !(sess[sid] && send(SESSIONS, sess[sid]))) break;
+          if (item.b) continue; // beaconed already: pagehide, then the visibilitychange after it
+          if (sess[sid] != 0 && !(sess[sid] && send(SESSIONS, sess[sid]))) break;
           const sent = item[2]
             ? !item[1].includes('?') || beacon(item[1] + '&token=' + auth.token_, bytes(item))
             : send(TRACK, { session_id: sid, events: item[1] });
           if (!sent) break;
+          item.b = 1;
         }
       }
     },

@@ -75,5 +75,5 @@ export const loadChunk = (base, name, global) =>
       s.src = base + '/tracker/' + name;
       s.onload = () => resolve((W[global] || {}).default);
       s.onerror = () => resolve(null);
-      (D.head || D.documentElement).appendChild(s);
+      D.documentElement.append(s); // a script runs wherever it is appended
     }));
