@@ -13,9 +13,11 @@ COPY, and the replay's first frame and seek to the end, in one run on this machi
    for the segment cut as the page goes away), plain gzip of the same events (each segment's
    gzip as sent; a plain-JSON one gzipped at level 6: what was stored before recording
    blobs), and what PostgreSQL stores: the segments' `data` (the rest of each segment once
-   its large literals are cut out, hindsight.recording_blobs) plus the blobs this recording
-   stored first (blobs shared with earlier recordings of the account counted apart), and
-   the tables' size on disk.
+   its large literals are cut out, hindsight.recording_blobs, zstd with the account's
+   dictionary, hindsight.recording_codec) plus the blobs this recording stored first (blobs
+   shared with earlier recordings of the account counted apart) and the dictionary made of
+   its text, and the tables' size on disk; then a second visit of the same site in the same
+   account (a later session: the account's dictionary and blobs exist), measured alike.
 2. Ingestion: the recorded segments (bodies as sent, in order) renumbered into many
    sessions and posted through POST /api/v1/track/recording by concurrent keep-alive
    clients (threads, as bench/ingest.py does), against `psql \\copy` of the same rows into
@@ -36,6 +38,8 @@ COPY, and the replay's first frame and seek to the end, in one run on this machi
     .venv/bin/python bench/recording.py               # 2-minute visit: about 5 minutes
     .venv/bin/python bench/recording.py --minutes 5   # the issue's 5-minute visit: about 9 minutes
     .venv/bin/python bench/recording.py --quick       # smoke run: short everything, no doc
+    .venv/bin/python bench/recording.py --replay-only --against HEAD   # the replay alone (its own
+        # section), A/B against a git revision's code: page loads alternated, same database
 
 tests/test_bench_smoke.py runs `run_bench` in quick mode against the test cluster.
 """
@@ -47,6 +51,7 @@ import gzip
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -76,8 +81,9 @@ SEEK_TARGET_MS = 500.0
 STORED_TARGET = 0.5          # the issue: stored at most half of plain gzip
 MB = 1_000_000
 REPLAYER_JS = ROOT / "dashboard" / "static" / "dist" / "rrweb-replay.js"
-RUN, WINDOW = "the player's scripts run", "first window's segments"
-REQUESTED = "the player's rrweb-replay.js requested"
+RUN, WINDOW = "rrweb's replayer runs in the player", "first window's segments"
+REQUESTED = "rrweb-replay.js requested (by the replay page)"
+SECTION_REPLAY = "bench/recording.py (replay)"   # its own section: `--replay-only` writes it alone
 
 
 @dataclass
@@ -115,6 +121,7 @@ class Segment:
     text: bytes = b""      # the JSON as sent (read back: blobs spliced in)
     blobs: list[bytes] | None = None        # the blobs it references (None: none)
     blob_offsets: list[int] | None = None
+    dictionary: bytes | None = None         # the dictionary its zstd names (None: none)
 
     @property
     def plain_gzip(self) -> int:
@@ -138,8 +145,13 @@ class Recorded:
     blob_bytes_shared: int = 0         # of the blobs it references that earlier recordings stored
     blobs_shared: int = 0
     blob_table_bytes: int = 0          # pg_total_relation_size('recording_blobs') after the visit
+    dictionary_bytes_new: int = 0      # stored bytes of the dictionaries made of this recording's text
+    dictionaries_new: int = 0
+    dictionaries_used: int = 0         # distinct dictionaries its segments name
+    segments_with_dictionary: int = 0
     reads: dict[str, float] = field(default_factory=dict)   # measure_reads: ms per segment
     uploads_json: int = 0              # of the uploads, those sent as plain JSON
+    site_port: int = 0                 # the demo site's port (its origin is in the snapshots)
 
     @property
     def first_ms(self) -> int:
@@ -163,13 +175,15 @@ class Recorded:
 
     @property
     def segment_bytes(self) -> int:
-        """The segments' `data` and their references (a 32-byte hash and a 4-byte offset each)."""
-        return sum(len(s.data) + 36 * len(s.blobs or ()) for s in self.segments)
+        """The segments' `data` and their references (a 32-byte hash and a 4-byte offset a
+        blob, the dictionary's 32-byte hash)."""
+        return sum(len(s.data) + 36 * len(s.blobs or ()) + (32 if s.dictionary else 0) for s in self.segments)
 
     @property
     def stored_bytes(self) -> int:
-        """The segments' `data` and the blobs this recording stored first."""
-        return self.segment_bytes + self.blob_bytes_new
+        """The segments' `data`, the blobs this recording stored first and the dictionaries
+        made of its text."""
+        return self.segment_bytes + self.blob_bytes_new + self.dictionary_bytes_new
 
     @property
     def plain_gzip(self) -> int:
@@ -283,18 +297,19 @@ def scripted_visit(page, base: str, seconds: float, log) -> int:
     return rounds
 
 
-def record_visit(browser, api, url: str, account: dict, config: Config, log) -> Recorded:
-    """tracker.js records the scripted visit through the proxy; the segments as sent and stored."""
+def record_visit(browser, api, url: str, account: dict, config: Config, log, site_port: int = 0) -> Recorded:
+    """tracker.js records the scripted visit through the proxy; the segments as sent and stored.
+    `site_port`: the demo site's (0: any free one; a later visit of the same site passes the
+    first one's, since rrweb writes absolute URLs into its snapshots)."""
     from test_tracker_recording import Wire, session_id_of
 
-    from hindsight import recording_blobs
     from hindsight.db import connect
     from hindsight.demo import DemoSite
-    from hindsight.queries.recordings import BODY_COLUMNS
+    from hindsight.queries.recordings import BODY_COLUMNS, resolve
 
     wire = Wire(api.url)
     wire._server.handle_error = lambda *args: None   # a tab closing hangs up on the proxy
-    site = DemoSite(wire.url, account["account_id"]).start()
+    site = DemoSite(wire.url, account["account_id"], port=site_port).start()
     try:
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
@@ -322,6 +337,8 @@ def record_visit(browser, api, url: str, account: dict, config: Config, log) -> 
                     "(extract(epoch FROM started_at) * 1000)::bigint AS started, "
                     "(extract(epoch FROM ended_at) * 1000)::bigint AS ended, ", BODY_COLUMNS,
                     " FROM recording_segments s WHERE session_id = %s ORDER BY segment")), (sid,)).fetchall()
+                for r in rows:   # read back as the API reads (blobs spliced, dictionary applied)
+                    r["json"] = resolve(conn, r).json()
             return rows if {r["segment"] for r in rows} >= numbers and rows else None
 
         rows = wait_for(stored, timeout=30, what="every segment sent, stored")
@@ -336,8 +353,8 @@ def record_visit(browser, api, url: str, account: dict, config: Config, log) -> 
         segments = [Segment(r["segment"], first_upload[r["segment"]]["raw"],
                             first_upload[r["segment"]]["query"]["encoding"][0], bytes(r["data"]),
                             r["json_bytes"], r["event_count"], r["full_snapshot"], r["started"], r["ended"],
-                            recording_blobs.resolve(r).json(),
-                            None if r["blobs"] is None else [bytes(h) for h in r["blobs"]], r["blob_offsets"])
+                            r["json"], None if r["blobs"] is None else [bytes(h) for h in r["blobs"]],
+                            r["blob_offsets"], None if r["dictionary"] is None else bytes(r["dictionary"]))
                     for r in rows]
         for seg in segments:   # read back as sent, whatever was stored how
             raw = seg.body if seg.encoding == "json" else gzip.decompress(seg.body)
@@ -359,13 +376,18 @@ def record_visit(browser, api, url: str, account: dict, config: Config, log) -> 
                 "pg_total_relation_size('recording_blobs') AS table_bytes FROM recording_blobs b "
                 "WHERE (b.account_id, b.sha256) IN (SELECT account_id, unnest(blobs) FROM recording_segments "
                 "WHERE session_id = %(s)s) GROUP BY 1", {"s": sid}).fetchall()
+            made = conn.execute("SELECT count(*) AS n, coalesce(sum(stored_bytes), 0) AS bytes "
+                                "FROM recording_dictionaries WHERE source_session_id = %s", (sid,)).fetchone()
         reads = measure_reads(url, account["account_id"], sid, segments, 3 if config.quick else 20)
         new = next((b for b in blobs if b["new"]), {"n": 0, "bytes": 0})
         shared = next((b for b in blobs if not b["new"]), {"n": 0, "bytes": 0})
         return Recorded(sid, visit_seconds, segments, len(uploads), sum(len(r["raw"]) for r in uploads),
                         batches, session_body, table, rounds, new["bytes"], new["n"], shared["bytes"],
-                        shared["n"], max([b["table_bytes"] for b in blobs] or [0]), reads,
-                        uploads_json=sum(1 for r in uploads if r["query"]["encoding"] == ["json"]))
+                        shared["n"], max([b["table_bytes"] for b in blobs] or [0]), made["bytes"], made["n"],
+                        len({s.dictionary for s in segments if s.dictionary}),
+                        sum(1 for s in segments if s.dictionary), reads,
+                        uploads_json=sum(1 for r in uploads if r["query"]["encoding"] == ["json"]),
+                        site_port=site.port)
     finally:
         site.stop()
         wire.close()
@@ -456,15 +478,16 @@ def post_segments(port: int, headers: dict, per_client: list[list[tuple[str, Seg
 
 COPY_COLUMNS = ("session_id", "session_started_at", "segment", "account_id", "host", "started_at",
                 "ended_at", "event_count", "full_snapshot", "data", "gzip_bytes", "json_bytes", "blobs",
-                "blob_offsets")
+                "blob_offsets", "dictionary")
 
 
 def copy_arrays(seg: Segment) -> list[str]:
-    """The segment's blobs and blob_offsets in COPY's text format (\\N: none)."""
+    """The segment's blobs, blob_offsets and dictionary in COPY's text format (\\N: none)."""
+    dictionary = "\\N" if seg.dictionary is None else "\\\\x" + seg.dictionary.hex()
     if seg.blobs is None:
-        return ["\\N", "\\N"]
+        return ["\\N", "\\N", dictionary]
     hashes = ",".join('"\\\\\\\\x' + h.hex() + '"' for h in seg.blobs)
-    return ["{" + hashes + "}", "{" + ",".join(map(str, seg.blob_offsets or [])) + "}"]
+    return ["{" + hashes + "}", "{" + ",".join(map(str, seg.blob_offsets or [])) + "}", dictionary]
 
 
 def write_copy_file(path: Path, url: str, sessions: list[str], segments: list[Segment],
@@ -613,9 +636,8 @@ def profile_in_process(url: str, headers: dict, origin: str, rec: Recorded, sess
             timer.wrap(recording_queries, "writer_and_stored",
                        "token, session, Origin and re-send checks (1 statement)")
             timer.wrap(segment_codec, "inflate", "gzip inflate")
-            timer.wrap(segment_codec.gzip, "compress", "gzip of a plain-JSON upload (level 6)")
             timer.wrap(recording_blobs, "extract", "blobs cut out: spans found, hashed, each gzipped (level 6)")
-            timer.wrap(recording_blobs, "compress", "gzip of a segment's rest once blobs are cut out (level 6)")
+            timer.wrap(recording_blobs, "compress", "zstd of a segment's rest (level 9, the account's dictionary)")
             timer.wrap(segment_codec, "parse_events", "JSON parse")
             timer.wrap(segment_codec, "check_events", "events checked (type, timestamp)")
             timer.wrap(ConnectionPool, "getconn", "pool checkout")
@@ -805,10 +827,9 @@ def replay_once(browser, base: str, email: str, password: str, session_id: str,
         player = player_frame(page)
         first_at = wait_for(lambda: player.evaluate("window.__firstAt || 0"), page=page, timeout=30,
                             what="the first frame")
-        inside = player.evaluate("(() => { const r = performance.getEntriesByType('resource')"
-                                 ".filter(r => r.name.endsWith('rrweb-replay.js'))[0] || {}; "
+        inside = player.evaluate("(() => { const n = performance.getEntriesByType('navigation')[0] || {}; "
                                  "return [window.__readyAt || NaN, window.__builtAt || NaN, "
-                                 "performance.timeOrigin + r.responseEnd, performance.timeOrigin + r.startTime]; })()")
+                                 "performance.timeOrigin + (n.domInteractive || NaN)]; })()")
         wait_for(lambda: page.locator("#replay").get_attribute("data-dom-loaded"), page=page,
                  what="the first window")
         page.wait_for_timeout(500)   # settled (the index and the session's JSON may come after the first frame)
@@ -820,7 +841,7 @@ def replay_once(browser, base: str, email: str, password: str, session_id: str,
         def done(fragment: str) -> float:
             """When the first request for it was answered (the list is asked again later, by
             the page's check for a visit still going on)."""
-            found = [r for r in timings["resources"] if r["name"].split("#")[0].endswith(fragment)
+            found = [r for r in timings["resources"] if r["name"].split("#")[0].split("?")[0].endswith(fragment)
                      or fragment.startswith("?") and fragment in r["name"]]
             return min(found, key=lambda r: r["start"])["end"] if found else float("nan")
 
@@ -830,12 +851,19 @@ def replay_once(browser, base: str, email: str, password: str, session_id: str,
             "session JSON": done("?format=json"), "recording list": done(f"{session_id}/recording"),
             "player page": done("/dashboard/player"),
             WINDOW: max((r["end"] for r in segment_urls), default=float("nan")),
-            REQUESTED: inside[3] - timings["origin"],
-            "the player's rrweb-replay.js loaded": inside[2] - timings["origin"],
+            REQUESTED: min((r["start"] for r in timings["resources"] if "rrweb-replay.js" in r["name"]),
+                           default=float("nan")),
+            "rrweb-replay.js in (by the replay page)": done("rrweb-replay.js"),
+            "the player's document parsed": inside[2] - timings["origin"],
             RUN: inside[0] - timings["origin"],
             "rrweb Replayer made": inside[1] - timings["origin"],
         }
-        # The seek: End, until the rebuilt page is the recording's last state.
+        # The seek: End, until the rebuilt page is the recording's last state. The session's
+        # data (its clock: loaded once the first frame is drawn) first, then the same half
+        # second of settling as after the first frame (the list's first pages, the markers).
+        wait_for(lambda: page.locator("#replay").get_attribute("data-ready") == "1", page=page,
+                 what="the session's data", timeout=30)
+        page.wait_for_timeout(500)
         if want is not None:
             player.evaluate("w => { window.__want = w; window.__seenAt = 0; }", want)
         before = page.evaluate("performance.getEntriesByType('resource').length")
@@ -938,6 +966,10 @@ def trace_summary(events: list[dict], nav_ts: float, until_ms: float) -> dict:
         url = (e.get("args", {}).get("data") or {}).get("url") or ""
         if e["name"] in ("EvaluateScript", "FunctionCall", "v8.compile") and url:
             script = url.split("?")[0].rsplit("/", 1)[-1]
+            if url.startswith("data:"):     # the player's document: its one inline script
+                script = "replay_player.js"
+            elif url.startswith("blob:"):   # what the player runs from the replay page's text
+                script = "rrweb-replay.js"
         else:
             script = stack[-1][2] if stack else ""
         stack.append([e, 0.0, script])
@@ -992,25 +1024,32 @@ class Result:
     settings: dict[str, str]
     loadavg: str
     trace: dict = field(default_factory=dict)   # the replay page's main thread before the first frame
+    later: Recorded | None = None               # a second visit of the same account, after the first
+
+
+def prepare(url: str, log):
+    """What every run does first: the tracker and the dashboard built, the database migrated.
+    Returns a log that prefixes the seconds since this call, and the load average now."""
+    from test_replay_dom_browser import ensure_dashboard_built
+
+    from hindsight.migrate import migrate
+
+    began = time.monotonic()
+
+    def timed_log(message: str) -> None:
+        log(f"[{time.monotonic() - began:5.1f} s] {message}")
+
+    ensure_tracker_built()
+    ensure_dashboard_built()
+    migrate(url)
+    return timed_log, " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def run_bench(url: str, config: Config, postgres_pid: int | None = None, log=print) -> Result:
     """Everything but starting the cluster (the smoke test brings its own)."""
-    began = time.monotonic()
-    outer = log
-
-    def log(message: str) -> None:
-        outer(f"[{time.monotonic() - began:5.1f} s] {message}")
-
     from conftest import new_account
-    from hindsight.migrate import migrate
 
-    ensure_tracker_built()
-    from test_replay_dom_browser import ensure_dashboard_built
-
-    ensure_dashboard_built()
-    migrate(url)
-    loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    log, loadavg = prepare(url, log)
     settings = bench_ingest.server_settings(url)
     api = ApiServer(url, workers=config.workers).start()
     try:
@@ -1020,6 +1059,11 @@ def run_bench(url: str, config: Config, postgres_pid: int | None = None, log=pri
             rec = record_visit(browser, api, url, account, config, log)
             log(f"recorded {rec.minutes:.2f} min: {len(rec.segments)} segments, {rec.json_bytes:,} B JSON, "
                 f"{rec.wire_bytes:,} B sent, {rec.stored_bytes:,} B stored")
+            # A later session of the same account (its dictionary and blobs exist): the same
+            # scripted visit, other typed text and timings.
+            later = record_visit(browser, api, url, account, config, log, site_port=rec.site_port)
+            log(f"recorded a later session: {later.minutes:.2f} min, {later.stored_bytes:,} B stored of "
+                f"{later.plain_gzip:,} B plain gzip")
             origin = "http://localhost"
             headers = site_writer(api.port, account, origin)["write"]
             ingestion = measure_ingestion(api, url, account, headers, origin, rec, config, postgres_pid, log)
@@ -1034,10 +1078,22 @@ def run_bench(url: str, config: Config, postgres_pid: int | None = None, log=pri
                                long.session_id, log)
     finally:
         api.stop()
-    return Result(config, rec, ingestion, long, replay, profile, version, settings, loadavg, trace)
+    return Result(config, rec, ingestion, long, replay, profile, version, settings, loadavg, trace, later)
 
 
 # --------------------------------------------------------------------------- report
+
+
+def gzip_rest_bytes(rec: Recorded) -> int:
+    """The segments' `data` and references as 0028 stored them: the browser's gzip for a
+    segment without blobs, else gzip level 6 of the rest (no dictionary)."""
+    from hindsight.recording_blobs import extract
+
+    total = 0
+    for s in rec.segments:
+        cut = extract(s.text, snapshots={i for i, e in enumerate(json.loads(s.text)) if e.get("type") == 2})
+        total += s.plain_gzip if cut is None else len(gzip.compress(cut.rest, 6, mtime=0)) + 36 * len(cut.hashes)
+    return total
 
 
 def gzip_size(path: Path) -> int:
@@ -1058,7 +1114,7 @@ def trace_text(trace: dict) -> str:
         f"player's documents share, was busy {busy:.0f} ms of those {first:.0f} (self time of the trace's events): "
         f"script {sum(v for _, v in scripts):.0f} ms ("
         + ", ".join(f"{name} {ms:.0f}" for name, ms in scripts if ms >= 0.5)
-        + "; replay_player.js is rrweb's Replayer rebuilding the first full snapshot), "
+        + "; replay_player.js includes rrweb's Replayer rebuilding the first full snapshot, called from it), "
         + ", ".join(f"{name} {ms:.0f} ms" for name, ms in kinds if ms >= 0.5)
         + " (other: tasks with no finer trace event, such as resource loading and IPC); the rest, "
         f"{max(0.0, first - busy):.0f} ms, it waited (the network, the server, the player's frames' documents)."
@@ -1074,26 +1130,25 @@ def met(ok: bool) -> str:
 
 
 def render(result: Result, command: str) -> str:
-    c, rec, ing, long = result.config, result.recorded, result.ingestion, result.long
+    c, rec, ing = result.config, result.recorded, result.ingestion
     st = result.settings
     per_min = rec.minutes
     from hindsight.recording_blobs import MAX_TREE_BYTES, MIN_BYTES
+    from hindsight.recording_codec import LEVEL, MAX_DICTIONARY, MIN_SOURCE
+
+    later = result.later
+    before = gzip_rest_bytes(rec)
+    later_before = gzip_rest_bytes(later) if later else 0
 
     whole = rec.whole_gzip()
     plain = rec.plain_gzip
     disk = rec.table_bytes + rec.blob_table_bytes
-    first = statistics.median(r.first_ms for r in result.replay)
-    seek = statistics.median(r.seek_ms for r in result.replay)
     api_rate = statistics.median(r.rate for r in ing.api)
     copy_rate = statistics.median(r.rate for r in ing.copy)
     api_mid = sorted(ing.api, key=lambda r: r.rate)[len(ing.api) // 2]
     copy_mid = sorted(ing.copy, key=lambda r: r.rate)[len(ing.copy) // 2]
     latencies = [x for r in ing.api for x in r.latencies_ms]
     json_encoded = sum(1 for s in rec.segments if s.encoding == "json")
-    phases = {k: statistics.median(r.phases[k] for r in result.replay) for k in result.replay[0].phases}
-    seek_fetch = statistics.median(r.seek_fetch_ms for r in result.replay)
-    seek_segments = statistics.median(r.seek_segments for r in result.replay)
-    seek_bytes = statistics.median(r.seek_bytes for r in result.replay)
     cores = os.cpu_count() or 1
     lines = [
         "## DOM recording: bytes per minute, ingestion, replay",
@@ -1135,41 +1190,61 @@ def render(result: Result, command: str) -> str:
         f"{rec.wire_bytes_all / plain:.2f} |",
         f"| plain gzip of the same events: each segment's gzip as sent (a plain-JSON upload gzipped at level 6), "
         f"what was stored before recording blobs | {kb(plain)} | **{kb(plain / per_min)}** | 1.00 |",
-        f"| **stored**: the segments' `data` (gzip of what is left once the blobs are cut out: literals of ≥ "
-        f"{MIN_BYTES:,} bytes, a full snapshot's largest subtrees of {MIN_BYTES:,} B to {MAX_TREE_BYTES // 1024} KiB) "
-        f"and references (36 B each) + the {rec.blobs_new} blobs this recording stored first (gzip each) "
-        f"| {kb(rec.stored_bytes)} | **{kb(rec.stored_bytes / per_min)}** | **{rec.stored_bytes / plain:.2f}** |",
+        f"| **stored, the account's first recording**: the segments' `data` (zstd level {LEVEL} of what is left once "
+        f"the blobs are cut out; {rec.segments_with_dictionary} of the {len(rec.segments)} segments with the "
+        "account's dictionary, made of this recording's own text by its first segment with "
+        f"{MIN_SOURCE // 1024} KiB of it; the segments before it without one) and references (36 B a blob, 32 B "
+        f"the dictionary) + the {rec.blobs_new} blobs it stored first (gzip each) + the dictionary "
+        f"({rec.dictionaries_new}: {MAX_DICTIONARY // 1024} KiB, zstd-compressed) | {kb(rec.stored_bytes)} | "
+        f"**{kb(rec.stored_bytes / per_min)}** | **{rec.stored_bytes / plain:.2f}** |",
         f"| of which the segments' `data` and references | {kb(rec.segment_bytes)} | {kb(rec.segment_bytes / per_min)} | "
         f"{rec.segment_bytes / plain:.2f} |",
         f"| of which blobs | {kb(rec.blob_bytes_new)} | {kb(rec.blob_bytes_new / per_min)} | "
         f"{rec.blob_bytes_new / plain:.2f} |",
-        f"| blobs it references that earlier recordings of the account stored ({rec.blobs_shared}; not counted "
-        f"above: the bench's recording is its account's first) | {kb(rec.blob_bytes_shared)} | "
-        f"{kb(rec.blob_bytes_shared / per_min)} | {rec.blob_bytes_shared / plain:.2f} |",
-        f"| stored by a later session of the same pages (its blobs stored already: the segments' `data` only, "
-        f"as for each session of the ingestion rounds below) | {kb(rec.segment_bytes)} | "
-        f"**{kb(rec.segment_bytes / per_min)}** | {rec.segment_bytes / plain:.2f} |",
-        f"| stored on disk: `hypertable_size('recording_segments')` + `pg_total_relation_size('recording_blobs')` "
-        f"(rows, TOAST, indexes; 8 KB pages) | {kb(disk)} | {kb(disk / per_min)} | {disk / plain:.2f} |",
-        f"| for comparison: the whole recording's JSON gzipped as one stream (level 6) | {kb(whole)} | "
+        f"| of which the dictionary | {kb(rec.dictionary_bytes_new)} | {kb(rec.dictionary_bytes_new / per_min)} | "
+        f"{rec.dictionary_bytes_new / plain:.2f} |",
+        f"| the same recording as 0028 stored it (gzip level 6 of each rest, the same blobs and references; "
+        f"no dictionary) | {kb(before + rec.blob_bytes_new)} | {kb((before + rec.blob_bytes_new) / per_min)} | "
+        f"{(before + rec.blob_bytes_new) / plain:.2f} |",
+        *([f"| **stored, a later session of the account**: a second scripted visit of the same site, same origin ({later.minutes:.2f} minutes, "
+           f"{len(later.segments)} segments, plain gzip {kb(later.plain_gzip)}: its own baseline), recorded after "
+           f"the first: {later.segments_with_dictionary} of its segments with the account's dictionary, "
+           f"{later.blobs_shared} blobs stored already by the first ({later.blobs_new} new, "
+           f"{kb(later.blob_bytes_new)}; {later.dictionaries_new} new dictionaries) | {kb(later.stored_bytes)} | "
+           f"**{kb(later.stored_bytes / later.minutes)}** | **{later.stored_bytes / later.plain_gzip:.2f}** |",
+           f"| of which the segments' `data` and references | {kb(later.segment_bytes)} | "
+           f"{kb(later.segment_bytes / later.minutes)} | {later.segment_bytes / later.plain_gzip:.2f} |",
+           f"| the later session as 0028 stored it (gzip level 6 of each rest) | {kb(later_before + later.blob_bytes_new)} | "
+           f"{kb((later_before + later.blob_bytes_new) / later.minutes)} | "
+           f"{(later_before + later.blob_bytes_new) / later.plain_gzip:.2f} |"] if later else []),
+        f"| stored on disk after the first recording: `hypertable_size('recording_segments')` + "
+        f"`pg_total_relation_size('recording_blobs')` (rows, TOAST, indexes; 8 KB pages) | {kb(disk)} | "
+        f"{kb(disk / per_min)} | {disk / plain:.2f} |",
+        f"| for comparison: the whole first recording's JSON gzipped as one stream (level 6) | {kb(whole)} | "
         f"{kb(whole / per_min)} | {whole / plain:.2f} |",
         "",
         *(["Reading a segment back (in this process, as GET …/recording/{n} does for a client that takes "
-           "gzip: the session's start, then the segment with its blobs in one statement, spliced, gzipped at "
-           "level 1; mean of 20 passes over the recording's segments), against reading its stored bytes alone "
-           "(the same statements without the blobs: a read before recording blobs) in the same loop: "
+           "gzip: the session's start, then the segment with its blobs in one statement, decompressed with its "
+           "dictionary (cached in the process), spliced, gzipped at level 1; mean of 20 passes over the "
+           "recording's segments), against reading its stored bytes alone (the same statements without the "
+           "blobs) in the same loop: "
            + "; ".join(f"{name} ({rec.reads[name + ', segments']:.0f} segments): **{rec.reads[name]:.2f} ms** "
                        f"per segment against {rec.reads[name + ', reference']:.2f} ms"
                        for name in ("with blobs", "without blobs") if name in rec.reads) + ".", ""]
           if rec.reads else []),
-        f"Target (issue 11): stored ≤ {STORED_TARGET:.0%} of plain gzip: "
+        f"Target (issue 11): stored ≤ {STORED_TARGET:.0%} of plain gzip. "
+        + (f"A later session of the account: **{met(later.stored_bytes <= STORED_TARGET * later.plain_gzip)}** "
+           f"({later.stored_bytes / later.plain_gzip:.0%}); " if later else "")
+        + f"the account's first recording, its dictionary and every blob included: "
         f"**{met(rec.stored_bytes <= STORED_TARGET * plain)}** ({rec.stored_bytes / plain:.0%}). "
         "Every JSON string literal of a segment of at least "
         f"{MIN_BYTES:,} bytes (the stylesheets rrweb inlines: `_cssText`, <style> text) and the largest "
         f"subtrees of a full snapshot's node tree of at most {MAX_TREE_BYTES // 1024} KiB are stored once per "
-        "account as blobs (sql/migrations/0028, hindsight.recording_blobs): a page loaded again stores its "
-        "snapshot's skeleton only. Every segment above was read back through the same code as the API's "
-        "and equals, byte for byte, the JSON the browser sent.",
+        "account as blobs (sql/migrations/0028, hindsight.recording_blobs); what is left of each segment is "
+        f"zstd (level {LEVEL}) with the account's dictionary, the last {MAX_DICTIONARY // 1024} KiB of one of "
+        "its earlier segments' text (sql/migrations/0030, hindsight.recording_codec; a new one a day). "
+        "Every segment above was read back through the same code as the API's and equals, byte for byte, "
+        "the JSON the browser sent.",
         "",
         "### Ingestion: POST /api/v1/track/recording against a raw COPY",
         "",
@@ -1177,7 +1252,7 @@ def render(result: Result, command: str) -> str:
         f"as sent, in order: {kb(rec.wire_bytes)} per session, {kb(rec.json_bytes)} of JSON once "
         f"decompressed) by {c.clients} concurrent keep-alive clients (threads with http.client; a session's "
         "segments go in order through one client; a 201 is a committed segment, each its own transaction); "
-        f"the reference, just before, is `psql \\copy` of the same rows (what the API stores: the gzip bytes, "
+        f"the reference, just before, is `psql \\copy` of the same rows (what the API stores: the zstd bytes, "
         f"times, counts) for {c.sessions} twin sessions into the same `recording_segments` hypertable, one "
         f"transaction, timed between two server-side `clock_timestamp()` calls. {c.rounds} round(s) after "
         f"a warm-up; the median round's ratio is the headline (as bench/ingest.py does).",
@@ -1189,7 +1264,7 @@ def render(result: Result, command: str) -> str:
         f"| API, median round | **{api_rate:,.0f} segments/s**, {api_mid.wire_bytes / api_mid.seconds / MB:.2f} MB/s "
         f"compressed (as sent), {api_mid.json_bytes / api_mid.seconds / MB:.2f} MB/s decompressed |",
         f"| COPY, median round | **{copy_rate:,.0f} rows/s**, {copy_mid.wire_bytes / copy_mid.seconds / MB:.2f} MB/s "
-        f"of gzip, {copy_mid.json_bytes / copy_mid.seconds / MB:.2f} MB/s of the JSON it stands for |",
+        f"as stored, {copy_mid.json_bytes / copy_mid.seconds / MB:.2f} MB/s of the JSON it stands for |",
         f"| request latency, all rounds | p50 {bench_ingest.percentile(latencies, 50):.1f} ms, "
         f"p99 {bench_ingest.percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms |",
         f"| CPU per segment, API (gunicorn + PostgreSQL, median round) | "
@@ -1216,10 +1291,11 @@ def render(result: Result, command: str) -> str:
         "INSERT, one autocommitted statement), each checkout with its connection check (an empty query, "
         "HINDSIGHT_POOL_CHECK): four round trips to PostgreSQL (ten before recording blobs; "
         "tests/test_recording_blobs.py counts them) and a durable commit per segment, where the COPY "
-        "commits once; and inflating the gzip (or gzipping a plain-JSON upload) and parsing the JSON to "
-        "check every event (type, timestamp window), and for a segment with large literals, cutting them "
-        "out and gzipping the rest and each blob. The COPY moves the bytes the API stores (the rest of "
-        "each segment and its blob references; the blobs are in the table already).",
+        "commits once; and inflating the gzip and parsing the JSON to "
+        "check every event (type, timestamp window), cutting out large literals and snapshot subtrees "
+        "(gzipping each blob), and compressing the rest with zstd and the account's dictionary. The COPY "
+        "moves the bytes the API stores (the rest of each segment, its blob and dictionary references; the "
+        "blobs and the dictionary are in the tables already).",
         "",
         "Where a segment's time goes: the app in one process (falcon.testing: no HTTP, no concurrency), "
         f"the recorded segments posted for {2 if c.quick else 5} more sessions, the functions the request goes through "
@@ -1230,17 +1306,79 @@ def render(result: Result, command: str) -> str:
         *[f"| {name} | {ms:.2f} |" for name, ms in result.profile.items() if name != "request"],
         f"| **request** | **{result.profile['request']:.2f}** |",
         "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ReplayResult:
+    """The replay's part of a run (all of `--replay-only`)."""
+
+    config: Config
+    long: LongRecording
+    replay: list[ReplayRun]
+    trace: dict
+    chromium: str
+    loadavg: str          # when the run started
+    loadavg_replay: str   # when the replay's page loads started
+    against: str = ""                   # `--against REV`: that revision's replay, page loads alternated
+    replay_against: list[ReplayRun] = field(default_factory=list)
+
+
+def tree_of(revision: str) -> Path:
+    """`git archive` of a revision's backend/ and dashboard/ (the repository is not touched),
+    with this tree's built replayer (dashboard/static/dist is a build product)."""
+    tree = Path(tempfile.mkdtemp(prefix="hindsight-bench-tree-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "backend", "dashboard"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    shutil.copytree(REPLAYER_JS.parent, tree / "dashboard" / "static" / "dist", dirs_exist_ok=True)
+    return tree
+
+
+def replay_result(result: Result) -> ReplayResult:
+    """The replay's part of a whole run."""
+    return ReplayResult(result.config, result.long, result.replay, result.trace, result.chromium,
+                        result.loadavg, result.loadavg)
+
+
+def player_build() -> tuple[int, int]:
+    """(bytes, gzip bytes) of the player's host page (/dashboard/player: its data: document inline)."""
+    from hindsight.dashboard.recording import PLAYER_BUILDS
+
+    build = PLAYER_BUILDS.current()
+    return len(build.html), len(build.gzip)
+
+
+def render_replay(r: ReplayResult, command: str) -> str:
+    c, long = r.config, r.long
+    first = statistics.median(x.first_ms for x in r.replay)
+    seek = statistics.median(x.seek_ms for x in r.replay)
+    phases = {k: statistics.median(x.phases[k] for x in r.replay) for k in r.replay[0].phases}
+    seek_fetch = statistics.median(x.seek_fetch_ms for x in r.replay)
+    seek_segments = statistics.median(x.seek_segments for x in r.replay)
+    seek_bytes = statistics.median(x.seek_bytes for x in r.replay)
+    host, host_gz = player_build()
+    lines = [
         f"### Replay: first frame and seek to the end of a {c.replay_minutes:.0f}-minute recording",
         "",
-        f"The recording: the visit above repeated with shifted timestamps ({long.repeats} copies, the last "
-        f"one cut after its first segment that ends past {c.replay_minutes:.0f} minutes), "
-        f"**{long.minutes:.1f} minutes**, {long.segments} segments (cut where tracker.js cut them, re-gzipped "
-        f"at level 6), {long.events:,} rrweb events, {kb(long.stored_bytes)} stored ({kb(long.json_bytes)} of "
-        f"JSON), {long.seek_points} full snapshots (each page load starts with one, as tracker.js records; "
-        "none of these pages lived the 5 minutes after which tracker.js takes another), and the visit's "
-        f"{long.tracker_events:,} tracker events (its batches repeated alike); all stored through the API. "
-        f"The last full snapshot is {long.last_seek_ms / 1000:.0f} s before the end.",
-        f"Measured: {len(result.replay)} runs after an unmeasured one, each in a fresh browser context "
+        f"- Command: `{command}`",
+        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; load average when the run started: "
+        f"{r.loadavg}, when the replay's page loads started: {r.loadavg_replay} (a shared machine: other "
+        "engineers' tests ran meanwhile); headless Chromium " + r.chromium,
+        f"- Machine: {bench_common.machine(python=True)}",
+        "",
+        f"The recording: the bench's scripted visit of the demo site ({c.minutes:g} minutes of wall clock, "
+        "see the section above) repeated with shifted timestamps "
+        f"({long.repeats} copies, the last one cut after its first segment that ends past "
+        f"{c.replay_minutes:.0f} minutes), **{long.minutes:.1f} minutes**, {long.segments} segments (cut where "
+        f"tracker.js cut them, re-gzipped at level 6), {long.events:,} rrweb events, {kb(long.stored_bytes)} "
+        f"stored ({kb(long.json_bytes)} of JSON), {long.seek_points} full snapshots (each page load starts "
+        "with one, as tracker.js records; none of these pages lived the 5 minutes after which tracker.js "
+        f"takes another), and the visit's {long.tracker_events:,} tracker events (its batches repeated "
+        f"alike); all stored through the API. The last full snapshot is {long.last_seek_ms / 1000:.0f} s "
+        "before the end.",
+        f"Measured: {len(r.replay)} runs after an unmeasured one, each in a fresh browser context "
         "(logged in through the form; nothing cached), medians. The player is watched every animation "
         "frame from inside its sandboxed document (a Playwright init script).",
         "",
@@ -1248,42 +1386,111 @@ def render(result: Result, command: str) -> str:
         "|---|---|---|---|",
         f"| **first frame**: navigation start → the first animation frame at which rrweb's iframe in the "
         f"player holds the rebuilt page (a body with elements) | **{first:.0f} ms** | "
-        f"{', '.join(f'{r.first_ms:.0f}' for r in result.replay)} | < {FIRST_FRAME_TARGET_MS:.0f} ms: "
+        f"{', '.join(f'{x.first_ms:.0f}' for x in r.replay)} | < {FIRST_FRAME_TARGET_MS:.0f} ms: "
         f"**{met(first < FIRST_FRAME_TARGET_MS)}** |",
         f"| **seek to the end**: the End key's keydown → the first animation frame at which the rebuilt "
         "page is the recording's last state (title, element count and markup length as shown once the "
-        f"seek has settled) | **{seek:.0f} ms** | {', '.join(f'{r.seek_ms:.0f}' for r in result.replay)} | "
+        f"seek has settled) | **{seek:.0f} ms** | {', '.join(f'{x.seek_ms:.0f}' for x in r.replay)} | "
         f"< {SEEK_TARGET_MS:.0f} ms: **{met(seek < SEEK_TARGET_MS)}** |",
-        "",
+        *(["", f"A/B in the same run: the same recording replayed by the code of `{r.against}` (a second API on "
+           "the same database, its backend/ and dashboard/ from `git archive`, the recording stored through "
+           "it), page loads alternated with this tree's: first frame median "
+           f"**{statistics.median(x.first_ms for x in r.replay_against):.0f} ms** "
+           f"(runs {', '.join(f'{x.first_ms:.0f}' for x in r.replay_against)}) against "
+           f"**{first:.0f} ms** here; seek to the end "
+           f"{statistics.median(x.seek_ms for x in r.replay_against):.0f} ms against {seek:.0f} ms.", ""]
+          if r.replay_against else []),
         "Where the first frame's time goes (median ms after navigation start, each part done): "
         + ", ".join(f"{k} {v:.0f}" for k, v in sorted(phases.items(), key=lambda kv: kv[1]))
-        + f", first frame {first:.0f}. Long tasks (> 50 ms) on the replay page's main thread before the "
-        f"first frame: {statistics.median(r.long_ms for r in result.replay):.0f} ms in "
-        f"{statistics.median(r.long_count for r in result.replay):.0f} task(s) (median). The seek fetched {seek_segments:.0f} segment(s) "
-        f"({kb(seek_bytes)} gzip) in {seek_fetch:.0f} ms after the keydown; the rest "
-        f"({max(0.0, seek - seek_fetch):.0f} ms) is rrweb rebuilding the last seek point's full snapshot in a "
-        "new Replayer and applying the events after it.",
+        + f", first frame {first:.0f} (the player's times are animation frames inside it: a frame's "
+        "granularity). Long tasks (> 50 ms) on the replay page's main thread before the first frame: "
+        f"{statistics.median(x.long_ms for x in r.replay):.0f} ms in "
+        f"{statistics.median(x.long_count for x in r.replay):.0f} task(s) (median). The seek (pressed once "
+        f"the session's data is in) fetched {seek_segments:.0f} segment(s) ({kb(seek_bytes)} gzip) in "
+        f"{seek_fetch:.0f} ms after the keydown; the rest ({max(0.0, seek - seek_fetch):.0f} ms) is rrweb "
+        "rebuilding the last seek point's full snapshot in a new Replayer and applying the events after it.",
         "",
-        trace_text(result.trace),
+        trace_text(r.trace),
         "",
-        f"Reading it: the replay page's HTML names the recording's first two segments and holds the player's "
-        "iframe, so the player's start — /dashboard/player, whose HTML holds the player's data: document, "
-        f"rrweb-replay.js ({kb(REPLAYER_JS.stat().st_size)}, gzip on the wire: "
-        f"{kb(gzip_size(REPLAYER_JS))}; never from the HTTP cache: the data: document's origin is opaque) — "
-        f"begins while the HTML is parsed (the player page in at {phases['player page']:.0f} ms, rrweb-replay.js "
-        f"requested at {phases[REQUESTED]:.0f} ms; the player's scripts run at {phases[RUN]:.0f} ms), and "
-        "replay.js fetches the "
-        f"first window's segments as soon as it runs (in at {phases[WINDOW]:.0f} ms) and hands them to the player "
-        "without waiting for the recording's index or the session's JSON (in at "
-        f"{phases['recording list']:.0f} and {phases['session JSON']:.0f} ms). The event list and the timeline's "
-        "markers are built after the first frame (the list in idle slices), off the path. rrweb's first frame "
-        f"follows {first - max(phases[RUN], phases[WINDOW]):.0f} ms after the later of the player's scripts and "
-        f"the window (rrweb rebuilding the first full snapshot). {'Target met.' if first < FIRST_FRAME_TARGET_MS else 'Target missed.'} "
-        f"The seek to the end is cheap here because the last full snapshot is {long.last_seek_ms / 1000:.0f} s "
-        "before the end (the visit's last page load); a seek into a page that had lived longer replays more "
-        "incremental events (at most 5 minutes' worth: tracker.js's periodic full snapshot), not measured here.",
+        "Reading it: the replay page's HTML preloads rrweb's replayer "
+        f"(rrweb-replay.js, {kb(REPLAYER_JS.stat().st_size)}, {kb(gzip_size(REPLAYER_JS))} gzip) and the "
+        "recording's first segment (the first window: it starts with the first full snapshot), and holds "
+        "the player's iframe, /dashboard/player "
+        f"({kb(host)}, {kb(host_gz)} gzip, cacheable by its version), whose only content is the player's "
+        "data: document with replay_player.js inline: the player fetches nothing (an opaque origin has "
+        "no HTTP cache). As soon as it says it is ready, the replay page posts it rrweb's text and the "
+        "window's JSON text; it runs rrweb as a blob: script allowed by its hash (compiled off the main "
+        "thread) and rrweb rebuilds the first full snapshot. The session's JSON and the recording's index "
+        "are asked for once that frame is drawn (in at "
+        f"{phases['recording list']:.0f} and {phases['session JSON']:.0f} ms), the event list and the "
+        "timeline's markers after them. "
+        f"{'Target met.' if first < FIRST_FRAME_TARGET_MS else 'Target missed.'} The seek to the end is "
+        f"cheap here because the last full snapshot is {long.last_seek_ms / 1000:.0f} s before the end (the "
+        "visit's last page load); a seek into a page that had lived longer replays more incremental events "
+        "(at most 5 minutes' worth: tracker.js's periodic full snapshot), not measured here.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def run_replay_only(url: str, config: Config, log=print, against: str = "") -> ReplayResult:
+    """`--replay-only`: the scripted visit recorded once, the long recording made of it, its
+    replay measured (and traced); no bytes or ingestion part. `against`: a git revision whose
+    code serves the same database from a second API (PYTHONPATH: its backend/), the long
+    recording stored through it (so that both can read it), and page loads alternated between
+    the two in the same browser: an A/B of the replay's start-up on the same machine load."""
+    from dashboard_support import PASSWORD, make_user
+
+    from conftest import new_account
+
+    log, loadavg = prepare(url, log)
+    api = ApiServer(url, workers=config.workers).start()
+    other = tree = None
+    try:
+        if against:
+            tree = tree_of(against)
+            other = ApiServer(url, workers=config.workers, env={"PYTHONPATH": str(tree / "backend")}).start()
+        writer = other or api
+        account = new_account(url, "localhost")
+        with chromium() as browser:
+            version = browser.version
+            rec = record_visit(browser, api, url, account, config, log)   # this tree's tracker.js
+            headers = site_writer(writer.port, account, "http://localhost")["write"]
+            long = build_long_recording(writer, headers, rec, config.replay_minutes, log)
+            at_replay = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+            if other is None:
+                replay, _ = measure_replay(browser, api, url, account, long, config, log)
+                replay_against: list[ReplayRun] = []
+            else:
+                replay, replay_against = measure_replay_ab(browser, api, other, url, account, long, config, log)
+            trace = trace_once(browser, api.url, make_user(url, account["account_id"]), PASSWORD,
+                               long.session_id, log)
+    finally:
+        api.stop()
+        if other is not None:
+            other.stop()
+        if tree is not None:
+            shutil.rmtree(tree, ignore_errors=True)
+    return ReplayResult(config, long, replay, trace, version, loadavg, at_replay, against, replay_against)
+
+
+def measure_replay_ab(browser, api, other, url: str, account: dict, long: LongRecording, config: Config,
+                      log) -> tuple[list[ReplayRun], list[ReplayRun]]:
+    """This tree's replay and the other's, one page load each in turn (after an unmeasured one each)."""
+    from dashboard_support import PASSWORD, make_user
+
+    email = make_user(url, account["account_id"])
+    finals = {}
+    for server in (api, other):
+        _, finals[server.port] = replay_once(browser, server.url, email, PASSWORD, long.session_id, None, log)
+        assert finals[server.port], "the replay showed a page at the end"
+    runs: dict[int, list[ReplayRun]] = {api.port: [], other.port: []}
+    for i in range(config.replay_runs):
+        for server in ((api, other) if i % 2 == 0 else (other, api)):
+            run, _ = replay_once(browser, server.url, email, PASSWORD, long.session_id, finals[server.port], log)
+            runs[server.port].append(run)
+            log(f"replay {i + 1} ({'this tree' if server is api else 'against'}): first frame {run.first_ms:.0f} ms, "
+                f"seek to the end {run.seek_ms:.0f} ms")
+    return runs[api.port], runs[other.port]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1293,6 +1500,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, help="sessions per ingestion round (default 40)")
     parser.add_argument("--rounds", type=int, help="ingestion rounds (default 3)")
     parser.add_argument("--runs", type=int, help="measured replay runs (default 5)")
+    parser.add_argument("--replay-only", action="store_true",
+                        help="only the replay: record the visit once, measure the replay, write its section alone")
+    parser.add_argument("--against", default="", metavar="REV",
+                        help="with --replay-only: also replay with the code of git revision REV, page loads alternated")
     parser.add_argument("--output", type=Path, default=None,
                         help=f"where to write (default {DOC.relative_to(ROOT)}; --quick writes nothing unless given)")
     args = parser.parse_args(argv)
@@ -1302,6 +1513,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, name) is not None:
             setattr(config, attr, getattr(args, name))
     output = args.output if args.output else (None if args.quick else DOC)
+    command = ".venv/bin/python bench/recording.py" + (" " + " ".join(argv if argv is not None
+                                                                      else sys.argv[1:])).rstrip()
+    if args.replay_only:
+        return replay_only(config, command.strip(), output, args.against)
     cluster = bench_common.start_cluster(durable=True)
     try:
         url = cluster.url()
@@ -1313,12 +1528,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"all {sum(result.ingestion.expected.values()):,} segments sent are stored, once")
     finally:
         cluster.stop()
-    command = ".venv/bin/python bench/recording.py" + (" " + " ".join(argv if argv is not None
-                                                                      else sys.argv[1:])).rstrip()
     section = render(result, command.strip())
-    print(section)
+    replay = render_replay(replay_result(result), command.strip())
+    print(section + "\n" + replay)
     if output:
         write_section(output, SECTION, section)
+        write_section(output, SECTION_REPLAY, replay)
+        print(f"wrote {output}")
+    return 0
+
+
+def replay_only(config: Config, command: str, output: Path | None, against: str = "") -> int:
+    cluster = bench_common.start_cluster(durable=True)
+    try:
+        result = run_replay_only(cluster.url(), config, against=against)
+    finally:
+        cluster.stop()
+    replay = render_replay(result, command)
+    print(replay)
+    if output:
+        write_section(output, SECTION_REPLAY, replay)
         print(f"wrote {output}")
     return 0
 
