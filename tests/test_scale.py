@@ -91,6 +91,22 @@ def test_pgbouncer_transaction_pooling_needs_prepare_threshold_none(rig):
     with pytest.raises(psycopg.errors.InvalidSqlStatementName):
         two_clients(prepare_threshold=0)  # psycopg's default, after 5 uses: prepared
     two_clients(prepare_threshold=None)  # HINDSIGHT_DATABASE_POOLER=pgbouncer
+    # The overview sends its statements in psycopg's pipeline mode (one exchange, SET LOCAL
+    # included): through PgBouncer's transaction pooling, while another client holds a server
+    # connection, it answers what it answers on a direct connection to the primary.
+    from hindsight.dashboard.overview import numbers
+    from hindsight.db import connect
+
+    account_id = rig.account()["account_id"]
+    end = datetime.now(UTC)
+    with connect(rig.primary.url()) as direct:
+        expected = numbers(direct, account_id, end - timedelta(days=7), end)
+    with connect(rig.bouncer.url(), prepare_threshold=None) as pooled, psycopg.connect(rig.bouncer.url()) as other:
+        other.execute("SELECT 1")   # holds a server connection in its open transaction
+        for _ in range(3):
+            assert numbers(pooled, account_id, end - timedelta(days=7), end) == expected
+            pooled.commit()
+        other.rollback()
     # The hosts' API pools are PgBouncer's clients (the replica's are direct).
     clients = rig.bouncer.admin("SHOW CLIENTS")
     assert any("hindsight" in map(str, row) for row in clients), clients
