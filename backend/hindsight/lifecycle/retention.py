@@ -206,25 +206,25 @@ def reclaim_images(conn: Conn, now: datetime) -> dict:
     return {"images_deleted": images, "image_bytes_reclaimed": reclaimed_bytes}
 
 
+def _reclaim_in_batches(conn: Conn, reclaim) -> tuple[int, int]:
+    """Call `reclaim(conn, BATCH)` (rows deleted, bytes freed), one transaction a batch,
+    until a batch comes back short; return the totals."""
+    rows = freed = 0
+    while True:
+        with conn.transaction():
+            n, size = reclaim(conn, BATCH)
+        rows += n
+        freed += size
+        if n < BATCH:
+            return rows, freed
+
+
 def reclaim_recording_blobs(conn: Conn) -> dict:
     """Step 5, recordings: blobs no segment references any more (0028); each batch locks
     its candidates, then deletes those still unreferenced, in one transaction."""
-    blobs = reclaimed_bytes = 0
-    while True:
-        with conn.transaction():
-            n, size = recordings.reclaim_blobs(conn, BATCH)
-        blobs += n
-        reclaimed_bytes += size
-        if n < BATCH:
-            break
-    dictionaries = dictionary_bytes = 0
-    while True:   # and the dictionaries no segment uses any more (0030)
-        with conn.transaction():
-            n, size = recordings.reclaim_dictionaries(conn, BATCH)
-        dictionaries += n
-        dictionary_bytes += size
-        if n < BATCH:
-            break
+    blobs, reclaimed_bytes = _reclaim_in_batches(conn, recordings.reclaim_blobs)
+    # and the dictionaries no segment uses any more (0030)
+    dictionaries, dictionary_bytes = _reclaim_in_batches(conn, recordings.reclaim_dictionaries)
     return {"recording_blobs_deleted": blobs, "recording_blob_bytes_reclaimed": reclaimed_bytes,
             "recording_dictionaries_deleted": dictionaries,
             "recording_dictionary_bytes_reclaimed": dictionary_bytes}
