@@ -31,6 +31,7 @@ log = logging.getLogger("hindsight.read_side")
 
 CHECKOUT_SECONDS = 1.0  # a request waits this long for a replica connection, then uses the primary
 PROBE_SECONDS = 5.0     # how often the scheduler looks at the replica (lag, back up)
+SPARE_SECONDS = 0.01    # a second connection for a request that can use one, if one is this near
 
 
 class ReadSide:
@@ -77,6 +78,22 @@ class ReadSide:
                 # This request fails (503, the client retries); the next reads go to the primary.
                 self._mark_down(ex)
                 raise
+
+    @contextmanager
+    def spare(self, wait: float = SPARE_SECONDS) -> Iterator[Conn | None]:
+        """A second connection for a request that can split its reads (the overview runs its
+        statements on two at once), from the pool `connection()` uses, or None if none is
+        free within `wait`: the caller then reads on its one connection. Never waits long,
+        never marks the replica down (a busy pool is not a replica that is gone)."""
+        pool = self._replica if (self._replica is not None and self._up) else self._primary
+        try:
+            stack = ExitStack()
+            conn = stack.enter_context(pool.connection(timeout=wait))
+        except (PoolTimeout, psycopg.OperationalError):
+            yield None
+            return
+        with stack:
+            yield conn
 
     def _mark_down(self, ex: BaseException) -> None:
         with self._lock:

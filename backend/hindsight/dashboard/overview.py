@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import falcon
 
-from .. import timerange
+from .. import side_by_side, timerange
 from ..queries import traffic
 from ..queries import visitors as visitor_stats
 from ..services import Services
@@ -54,43 +54,41 @@ class OverviewPage:
         start, end, preset = chosen.start, chosen.end, chosen.preset
         with self._s.pool.connection() as conn:  # the login: on the primary
             user = web.current_user(req, conn, self._s)
-        with self._s.read_pool.connection() as conn:  # the data: may lag (SCALING.md)
-            view = {"range": preset, **numbers(conn, user.account_id, start, end)}
+        read = self._s.read_pool  # the data: may lag (SCALING.md)
+        with read.connection() as conn, read.spare() as spare:
+            view = {"range": preset, **numbers(conn, user.account_id, start, end, spare)}
         series, totals = view["series"], view["totals"]
         charts = {key: {**bars(series, key), "total": totals[key]} for key, _ in METRICS}
         web.respond(req, resp, "overview.html", view, user, nav="overview", ranges=list(timerange.PRESETS),
                     charts=charts, metrics=METRICS, breakdown_names=BREAKDOWNS)
 
 
-def numbers(conn, account, start, end) -> dict:
-    """The overview's numbers for [start, end), read from the roll-ups in one transaction.
+def numbers(conn, account, start, end, spare=None) -> dict:
+    """The overview's numbers for [start, end), read from the roll-ups.
 
-    In pipeline mode (a statement whose result is not read, such as each reader's `SET
-    LOCAL`, goes out with the next one instead of waiting for its own round trip) and with
-    the visitor roll-ups' watermarks read once: 8 round trips after the session check instead
-    of 21 (a round trip costs most when the machine is busy)."""
-    with conn.pipeline(), visitor_stats.same_watermarks(conn):
-        return _numbers(conn, account, start, end)
-
-
-def _numbers(conn, account, start, end) -> dict:
+    With a `spare` connection (ReadSide.spare) its statements run in two groups at once, one
+    on each connection (two server processes, two cores: the page takes about the longer
+    group instead of the sum); without one, one after another on `conn`. On each connection
+    in pipeline mode (a statement whose result is not read, such as each reader's `SET
+    LOCAL`, goes out with the next one instead of waiting for its own round trip), and with
+    the visitor roll-ups' watermarks read once for both. Each statement reads its own
+    snapshot (read committed) as before: a refresh between two of them replaces rows below
+    the watermarks read, it never adds any."""
     interval = "hour" if end - start <= timedelta(days=7) else "day"
     rng = traffic.hour_range(start, end) if interval == "hour" else traffic.day_range(start, end)
-    series = traffic.series(conn, account, rng, interval)
-    per_bucket = visitor_stats.series(conn, account, rng, interval)
-    series = [{**row, "visitors": more["visitors"]} for row, more in zip(series, per_bucket, strict=True)]
-    hours = traffic.hour_range(start, end)
-    days = traffic.day_range(start, end)
-    top_pages, error_pages = traffic.page_lists(conn, account, hours, 10)
-    visits = {(r["host"], r["path"]): r for r in visitor_stats.pages(
-        conn, account, hours, 100, paths=sorted({p["path"] for p in top_pages}))}
-    top_pages = [{**p, **_page_visits(visits.get((p["host"], p["path"])))} for p in top_pages]
-    summary = visitor_stats.summary(conn, account, rng)
+    with visitor_stats.same_watermarks(conn):
+        if spare is None:
+            with conn.pipeline():
+                first = _first_half(conn, account, rng, interval)
+                second = _second_half(conn, account, start, end)
+        else:
+            first, second = side_by_side.both(lambda: _piped(conn, _first_half, account, rng, interval),
+                                            lambda: _piped(spare, _second_half, account, start, end))
+    top_pages, error_pages, series, summary = first
+    breakdowns, slowest = second
     # Visitors of the range are not the sum of its buckets' visitors (who come back).
     totals = {key: summary["visitors"] if key == "visitors" else sum(r[key] for r in series)
               for key, _ in METRICS}
-    # Sessions and visitors by referrer, device, browser and OS: one statement for the four.
-    breakdowns = visitor_stats.breakdowns(conn, account, tuple(dim for dim, _ in BREAKDOWNS), days, 8)
     return {
         "from": rng.start, "to": rng.end, "interval": interval,
         "series": series,
@@ -98,9 +96,39 @@ def _numbers(conn, account, start, end) -> dict:
         "visitors": summary,
         "top_pages": top_pages,
         "breakdowns": breakdowns,
-        "slowest_endpoints": traffic.slowest_endpoints(conn, account, start, end),
+        "slowest_endpoints": slowest,
         "error_pages": error_pages,
     }
+
+
+def _piped(conn, part, *args):
+    with conn.pipeline():
+        return part(conn, *args)
+
+
+def _first_half(conn, account, rng, interval) -> tuple:
+    """One half of the statements (about half the work at every range, measured by the
+    server's CPU time per statement at 10 M events: docs/DECISIONS.md): the hot routes (with
+    their visitors, time on page, bounce and exit rate) and the pages with the most errors,
+    over the page's range (whole days beyond 7 days, as the series and the summary: no hourly
+    rows at the start, fewer sketches to merge); the series of events and visitors; the
+    range's visitors."""
+    top_pages, error_pages = traffic.page_lists(conn, account, rng, 10)
+    visits = {(r["host"], r["path"]): r for r in visitor_stats.pages(
+        conn, account, rng, 100, paths=sorted({p["path"] for p in top_pages}))}
+    top_pages = [{**p, **_page_visits(visits.get((p["host"], p["path"])))} for p in top_pages]
+    series = traffic.series(conn, account, rng, interval)
+    per_bucket = visitor_stats.series(conn, account, rng, interval)
+    series = [{**row, "visitors": more["visitors"]} for row, more in zip(series, per_bucket, strict=True)]
+    return top_pages, error_pages, series, visitor_stats.summary(conn, account, rng)
+
+
+def _second_half(conn, account, start, end) -> tuple:
+    """The other half: the four breakdowns (sessions and visitors by referrer, device, browser
+    and OS: one statement) and the slowest network endpoints."""
+    breakdowns = visitor_stats.breakdowns(conn, account, tuple(dim for dim, _ in BREAKDOWNS),
+                                          traffic.day_range(start, end), 8)
+    return breakdowns, traffic.slowest_endpoints(conn, account, start, end)
 
 
 _VISIT_FIELDS = ("visitors", "avg_time_on_page_s", "bounce_rate", "exit_rate")

@@ -44,6 +44,13 @@ class Rollup:
     source: str
     # The oldest source time (first refresh), as column `t`.
     earliest: str
+    # The store also holds the current bucket so far, up to a whole hour (its watermark then
+    # lies inside that bucket; the next refresh replaces the row): the visitor roll-ups' days,
+    # so that a range ending now merges one sketch for today instead of one per hour.
+    partial: bool = False
+    # A roll-up whose *store* this one's source reads: never refreshed past its watermark
+    # (a partial week is made of the daily store's rows, today's partial one included).
+    after: str | None = None
 
     @property
     def store(self) -> str:
@@ -201,6 +208,7 @@ VISITS_DAILY = Rollup(
     GROUP BY 1, 2, 3, 4, 5
     """,
     "SELECT min(bucket) AS t FROM visits_hourly",
+    partial=True,
 )
 PAGE_VISITS_COLUMNS = ("bucket", "account_id", "host", "path", "page_views", "visitors", "exits",
                        "time_on_page_s")
@@ -219,33 +227,39 @@ PAGE_VISITS_DAILY = Rollup(
     GROUP BY 1, 2, 3, 4
     """,
     "SELECT min(bucket) AS t FROM page_visits_hourly",
+    partial=True,
 )
 # Weekly (sql/migrations/0031): the same rows per week (Monday 00:00 UTC, as network_weekly),
 # merged from the daily roll-ups, so that a long range merges ~13 weekly sketches per value
 # instead of ~90 daily ones. A refresh re-reads the last 3 weeks, which holds the daily
-# roll-ups' 4 days of late events; refreshed after the daily ones (refresh_all's order).
+# roll-ups' 4 days of late events; refreshed after the daily ones (refresh_all's order),
+# from the daily *store* up to its watermark (`after`): the current week so far is a row
+# too (`partial`), made of its days and today's partial day (docs/DECISIONS.md, "The
+# overview, fourth round").
 VISITS_WEEKLY = Rollup(
     "visits_weekly", WEEK, timedelta(days=21), HOUR, VISITS_COLUMNS,
     """
     SELECT time_bucket(INTERVAL '7 days', bucket) AS bucket, account_id, host, dimension, value,
            sum(sessions)::bigint, hll_union_agg(visitors), sum(bounces)::bigint, sum(duration_s),
            sum(page_views)::bigint
-    FROM visits_daily
+    FROM visits_daily_store
     WHERE bucket >= %(start)s AND bucket < %(end)s
     GROUP BY 1, 2, 3, 4, 5
     """,
-    "SELECT min(bucket) AS t FROM visits_daily",
+    "SELECT min(bucket) AS t FROM visits_daily_store",
+    partial=True, after="visits_daily",
 )
 PAGE_VISITS_WEEKLY = Rollup(
     "page_visits_weekly", WEEK, timedelta(days=21), HOUR, PAGE_VISITS_COLUMNS,
     """
     SELECT time_bucket(INTERVAL '7 days', bucket) AS bucket, account_id, host, path,
            sum(page_views)::bigint, hll_union_agg(visitors), sum(exits)::bigint, sum(time_on_page_s)
-    FROM page_visits_daily
+    FROM page_visits_daily_store
     WHERE bucket >= %(start)s AND bucket < %(end)s
     GROUP BY 1, 2, 3, 4
     """,
-    "SELECT min(bucket) AS t FROM page_visits_daily",
+    "SELECT min(bucket) AS t FROM page_visits_daily_store",
+    partial=True, after="page_visits_daily",
 )
 VISITOR_ROLLUPS = (VISITS_HOURLY, VISITS_DAILY, PAGE_VISITS_HOURLY, PAGE_VISITS_DAILY, VISITS_WEEKLY,
                    PAGE_VISITS_WEEKLY)
@@ -284,7 +298,11 @@ def refresh(conn: Conn, rollup: Rollup, now: datetime) -> dict:
     store = sql.Identifier(rollup.store)
     columns = sql.SQL(", ").join(map(sql.Identifier, rollup.columns))
     with conn.transaction():
-        end = _floor(conn, rollup.width, now - rollup.end_offset)
+        end = _floor(conn, HOUR if rollup.partial else rollup.width, now - rollup.end_offset)
+        if rollup.after is not None:
+            below = conn.execute("SELECT materialized_until FROM rollup_watermarks WHERE rollup = %s",
+                                 (rollup.after,)).fetchone()
+            end = min(end, below["materialized_until"]) if below else _floor(conn, rollup.width, end)
         row = conn.execute(
             "SELECT materialized_until FROM rollup_watermarks WHERE rollup = %s FOR UPDATE",
             (rollup.name,),
@@ -294,7 +312,8 @@ def refresh(conn: Conn, rollup: Rollup, now: datetime) -> dict:
             earliest = one(conn.execute(rollup.earliest))["t"]
             start = _floor(conn, rollup.width, earliest) if earliest is not None else end
         else:
-            start = min(watermark, _floor(conn, rollup.width, now - rollup.start_offset))
+            # Whole buckets: a partial one is replaced from its start.
+            start = _floor(conn, rollup.width, min(watermark, now - rollup.start_offset))
         replaced = inserted = 0
         if start < end:
             replaced = conn.execute(

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from psycopg import sql
 
 from ..db import Conn
+from . import rollup_rows
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -66,6 +67,35 @@ def _host(host: str | None) -> sql.Composable:
     return sql.SQL("AND host = %(host)s") if host is not None else sql.SQL("")
 
 
+# ------------------------------------------------------------------ from the stores
+# On the Apache edition the roll-ups are stores Hindsight refreshes (hindsight.lifecycle.
+# rollups) behind views that add the newest buckets computed from the raw events; a reader
+# of the views plans them nested (a daily view holds the hourly one) and computes those
+# buckets once per reference, for every account: up to 37 ms of planning and five raw tails
+# for the network query at 90 days (issue 12). There the readers below take the stores'
+# rows with the watermarks as values (hindsight.queries.rollup_rows) and compute the tail
+# once, for one account. The timescale edition's roll-ups are continuous aggregates (no
+# watermark rows): read through their views, as before.
+
+def _tail(prefix: str) -> sql.Composable:
+    """The hourly roll-up's rows after its watermark for one account: the refresh's own
+    SELECT (hindsight.lifecycle.rollups) from the watermark to the range's end."""
+    from ..lifecycle import rollups  # the refresh's SQL; imported late (lifecycle imports queries)
+
+    source = {"events": rollups.EVENTS_HOURLY, "pages": rollups.PAGES_HOURLY,
+              "network": rollups.NETWORK_HOURLY}[prefix].source
+    return sql.SQL("(SELECT * FROM ({source}) AS t WHERE account_id = %(account_id)s) AS tail").format(
+        source=sql.SQL(source.replace("%(start)s", f"%({prefix}_hcut)s")))
+
+
+def _store_rows(prefix: str, columns: str, host: str | None) -> sql.Composable:
+    return rollup_rows.rows(prefix, columns, "", host, _tail(prefix), weekly=prefix == "network")
+
+
+def _stores(conn: Conn, prefix: str) -> bool:
+    return rollup_rows.has_stores(conn, prefix)
+
+
 # One row per bucket of the range (zero when nothing happened), with the event types
 # the dashboard charts. Sessions are counted by their session_start event.
 SERIES = """
@@ -93,10 +123,20 @@ def series(conn: Conn, account_id: uuid.UUID, rng: Range, interval: str,
            host: str | None = None) -> list[dict]:
     """Events, sessions, page views, clicks and errors per hour or per day."""
     rollup, width = ("events_hourly", HOUR) if interval == "hour" else ("events_daily", DAY)
-    query = sql.SQL(SERIES).format(rollup=sql.Identifier(rollup), host=_host(host))
+    seconds = int(width.total_seconds())
     _serial(conn)
+    if _stores(conn, "events"):
+        params = rollup_rows.params(conn, account_id, rng, host, ("events",), weeks=False, width=seconds)
+        if interval == "hour":  # the hourly rows only: no daily store part
+            params.update({"day0": rng.start, "events_dcut": rng.start, "events_dend": rng.start, "events_end0": rng.start,
+                           "events_week0": rng.start, "events_wcut": rng.start})
+        source = sql.SQL("(SELECT time_bucket(%(width)s * INTERVAL '1 second', bucket) AS bucket, account_id, "
+                         "host, event_type, events FROM ({rows}) AS x) AS series_rows").format(
+            rows=_store_rows("events", "bucket, account_id, host, event_type, events", host))
+        return conn.execute(sql.SQL(SERIES).format(rollup=source, host=sql.SQL("")), params).fetchall()
+    query = sql.SQL(SERIES).format(rollup=sql.Identifier(rollup), host=_host(host))
     return conn.execute(query, {"account_id": account_id, "start": rng.start, "end": rng.end,
-                                "width": int(width.total_seconds()), "host": host}).fetchall()
+                                "width": seconds, "host": host}).fetchall()
 
 
 # Rows of a daily roll-up for the range's whole days + its hourly twin for the ends.
@@ -245,9 +285,13 @@ def slowest_endpoints(conn: Conn, account_id: uuid.UUID, start: datetime,
     p50 and p95 are the nearest-rank percentiles (percentile_disc) within 5 % (or 1 ms);
     exact when the durations around them are equal (sql/migrations/0021).
     """
-    query = sql.SQL(SLOWEST_ENDPOINTS).format(rows=sql.SQL(_NETWORK_ROWS).format(
-        columns=sql.SQL("method, url, duration_bucket, requests, failures, min_ms, max_ms")))
+    columns = "method, url, duration_bucket, requests, failures, min_ms, max_ms"
     _serial(conn)
+    if _stores(conn, "network"):
+        query = sql.SQL(SLOWEST_ENDPOINTS).format(rows=_store_rows("network", columns, None))
+        return conn.execute(query, rollup_rows.params(conn, account_id, hour_range(start, end), None,
+                                                      ("network",), limit=limit)).fetchall()
+    query = sql.SQL(SLOWEST_ENDPOINTS).format(rows=sql.SQL(_NETWORK_ROWS).format(columns=sql.SQL(columns)))
     return conn.execute(query, _network_params(account_id, start, end, limit=limit)).fetchall()
 
 
@@ -275,9 +319,15 @@ SELECT * FROM most_errors
 def page_lists(conn: Conn, account_id: uuid.UUID, rng: Range, limit: int) -> tuple[list[dict], list[dict]]:
     """The most viewed pages (as `top_pages`) and the pages with the most errors over the
     range (whole hours), read once: (top pages, error pages)."""
-    query = sql.SQL(PAGE_LISTS).format(rows=_split("pages", "host, path, page_views, clicks, errors", None))
+    columns = "host, path, page_views, clicks, errors"
     _serial(conn)
-    rows = conn.execute(query, _split_params(account_id, rng, None, limit=limit)).fetchall()
+    if _stores(conn, "pages"):
+        query = sql.SQL(PAGE_LISTS).format(rows=_store_rows("pages", columns, None))
+        rows = conn.execute(query, rollup_rows.params(conn, account_id, rng, None, ("pages",),
+                                                      weeks=False, limit=limit)).fetchall()
+    else:
+        query = sql.SQL(PAGE_LISTS).format(rows=_split("pages", columns, None))
+        rows = conn.execute(query, _split_params(account_id, rng, None, limit=limit)).fetchall()
     top = [{k: r[k] for k in ("host", "path", "page_views", "clicks", "errors")}
            for r in rows if r["list"] == "most_viewed"]
     errors = [{k: r[k] for k in ("host", "path", "errors", "page_views")}

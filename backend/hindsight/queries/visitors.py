@@ -4,14 +4,12 @@ from the visitor roll-ups (sql/migrations/0023)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from psycopg import sql
 
 from ..db import Conn, one
+from . import rollup_rows
 from .traffic import Range
 
 HOUR, DAY, WEEK = timedelta(hours=1), timedelta(days=1), timedelta(days=7)
@@ -40,31 +38,8 @@ def delete_salts_before(conn: Conn, day: date) -> int:
 # (hll_union_agg), never a sum: exact up to 2,560 visitors, within about 0.6 % above.
 
 # The rows of a range straight from the stores and one call of the roll-up's SQL function
-# for the buckets after the hourly watermark (what the views do, without computing those
-# buckets once per view reference and for every account): the weekly store for the whole
-# weeks it holds ([week0, wcut): sql/migrations/0031), the daily store for the whole days
-# around them up to what it holds ([day0, week0) and [wcut, dcut)), the hourly store up to the
-# hourly watermark (hcut) for the hours at either end, the function from there. The
-# watermarks are read first, so every bound is a value when the statement is planned (plain
-# index range scans, chunks excluded). Fewer, wider buckets merge fewer sketches: a 90-day
-# range merges about 13 weekly + 12 daily sketches per value instead of 90 daily ones.
-_SPLIT = """
-    SELECT {columns} FROM {weekly}
-    WHERE account_id = %(account_id)s AND bucket >= %({p}_week0)s AND bucket < %({p}_wcut)s {where}
-    UNION ALL
-    SELECT {columns} FROM {daily}
-    WHERE account_id = %(account_id)s AND (bucket >= %(day0)s AND bucket < %({p}_week0)s
-                                           OR bucket >= %({p}_wcut)s AND bucket < %({p}_dcut)s) {where}
-    UNION ALL
-    SELECT {columns} FROM {hourly}
-    WHERE account_id = %(account_id)s AND bucket >= %(start)s AND bucket < %({p}_end0)s {where}
-    UNION ALL
-    SELECT {columns} FROM {hourly}
-    WHERE account_id = %(account_id)s AND bucket >= %({p}_dcut)s AND bucket < %({p}_end1)s {where}
-    UNION ALL
-    SELECT {columns} FROM {tail}
-    WHERE (bucket >= %(start)s AND bucket < %(day0)s OR bucket >= %({p}_dcut)s AND bucket < %(end)s) {where}
-"""
+# for the buckets after the hourly watermark (hindsight.queries.rollup_rows; what the views
+# do, without computing those buckets once per view reference and for every account).
 _FUNCTIONS = {"visits": "hindsight_visits", "page_visits": "hindsight_page_visits"}
 
 # The visitors of a set of rows' sketches, as a whole number.
@@ -76,12 +51,8 @@ def _rows(prefix: str, columns: str, where: str, host: str | None, tail: str | N
 
     `tail`: the name of a CTE (`_tail(prefix)`) holding the buckets after the hourly
     watermark, so that a statement reading the roll-up more than once computes them once."""
-    condition = sql.SQL(where + (" AND host = %(host)s" if host is not None else ""))
     source = sql.Identifier(tail) if tail is not None else _tail(prefix)
-    return sql.SQL(_SPLIT).format(columns=sql.SQL(columns), weekly=sql.Identifier(f"{prefix}_weekly_store"),
-                                  daily=sql.Identifier(f"{prefix}_daily_store"),
-                                  hourly=sql.Identifier(f"{prefix}_hourly_store"), where=condition,
-                                  tail=source, p=sql.SQL(prefix))
+    return rollup_rows.rows(prefix, columns, where, host, source)
 
 
 def _tail(prefix: str) -> sql.Composable:
@@ -90,69 +61,9 @@ def _tail(prefix: str) -> sql.Composable:
         sql.Identifier(_FUNCTIONS[prefix]), sql.SQL(prefix))
 
 
-_WATERMARKS = "SELECT rollup, materialized_until FROM rollup_watermarks WHERE rollup = ANY(%s)"
-# Weeks start on Monday 00:00 UTC, as time_bucket('7 days', ...) cuts them.
-_WEEK_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
-
-
-def _week_floor(t: datetime) -> datetime:
-    return _WEEK_ORIGIN + ((t - _WEEK_ORIGIN) // WEEK) * WEEK
-
-
-def _watermarks(conn: Conn, prefixes: tuple[str, ...]) -> dict[str, datetime]:
-    names = [f"{p}_{width}" for p in prefixes for width in ("hourly", "daily", "weekly")]
-    return {r["rollup"]: r["materialized_until"] for r in conn.execute(_WATERMARKS, (names,)).fetchall()}
-
-
-# Watermarks read once for several statements (same_watermarks), else once per statement.
-_SAME_WATERMARKS: ContextVar[dict[str, datetime] | None] = ContextVar("same_watermarks", default=None)
-
-
-@contextmanager
-def same_watermarks(conn: Conn) -> Iterator[None]:
-    """Within: every statistic reads the visitor roll-ups' watermarks read once here (one
-    round trip for the overview's statements, not one each). Correct for any later
-    statement: a refresh replaces rows below a watermark, it never adds to them."""
-    token = _SAME_WATERMARKS.set(_watermarks(conn, tuple(_FUNCTIONS)))
-    try:
-        yield
-    finally:
-        _SAME_WATERMARKS.reset(token)
-
-
-def _params(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None,
-            prefixes: tuple[str, ...], weeks: bool = True, **more) -> dict:
-    """The statement's parameters: the range's bounds and, per roll-up prefix, where its
-    weekly, daily and hourly stores end (read in one statement). `weeks` False: no weekly
-    rows (a per-day series)."""
-    day0, day1 = rng.whole_days()
-    params = {"account_id": account_id, "start": rng.start, "end": rng.end, "day0": day0, "day1": day1,
-              "host": host, **more}
-    marks = _SAME_WATERMARKS.get()
-    if marks is None:
-        marks = _watermarks(conn, prefixes)
-
-    def mark(name: str, low: datetime, high: datetime) -> datetime:
-        t = marks.get(name)
-        return low if t is None else min(max(t, low), high)
-
-    for prefix in prefixes:
-        hcut = mark(f"{prefix}_hourly", rng.start, rng.end)
-        # The daily store only below the hourly watermark too (a refresh fills hours first).
-        dcut = max(day0, min(mark(f"{prefix}_daily", day0, day1), _hour_floor_day(hcut.astimezone(UTC))))
-        # Whole weeks inside [day0, dcut) that the weekly store holds.
-        week0 = _week_floor(day0) if _week_floor(day0) == day0 else _week_floor(day0) + WEEK
-        wcut = min(_week_floor(dcut), mark(f"{prefix}_weekly", day0, day1))
-        if not weeks or week0 >= wcut:
-            week0 = wcut = day0
-        params.update({f"{prefix}_hcut": hcut, f"{prefix}_dcut": dcut, f"{prefix}_week0": week0,
-                       f"{prefix}_wcut": wcut, f"{prefix}_end0": min(day0, hcut),
-                       f"{prefix}_end1": min(rng.end, hcut)})
-    return params
-
-
-def _hour_floor_day(t):
-    return t.replace(hour=0, minute=0, second=0, microsecond=0)
+# The visitor roll-ups' watermarks read once for several statements (the overview).
+same_watermarks = rollup_rows.same_watermarks
+_params = rollup_rows.params  # a module global: tests replace it
 
 
 def _serial(conn: Conn) -> None:
@@ -210,7 +121,7 @@ def series(conn: Conn, account_id: uuid.UUID, rng: Range, interval: str, host: s
     params = _params(conn, account_id, rng, host, ("visits",), weeks=False,
                      width=HOUR if interval == "hour" else DAY)
     if interval == "hour":  # the hourly rows only: no daily store part
-        params.update({"day0": rng.start, "visits_dcut": rng.start, "visits_end0": rng.start,
+        params.update({"day0": rng.start, "visits_dcut": rng.start, "visits_dend": rng.start, "visits_end0": rng.start,
                        "visits_week0": rng.start, "visits_wcut": rng.start})
     query = sql.SQL(SERIES).format(cardinality=sql.SQL(CARDINALITY), rows=_rows(
         "visits", "bucket, visitors, bounces", "AND dimension = 'all'", host))

@@ -1,0 +1,163 @@
+"""A range's rows of the roll-ups Hindsight refreshes itself, read from their stores.
+
+Each such roll-up `P_hourly`, `P_daily` (and `P_weekly`) is a store holding every bucket
+before its watermark (`rollup_watermarks`, hindsight.lifecycle.rollups) and a view that adds
+the newer buckets computed from the raw rows. A reader that goes through the views plans
+the nested views and computes those newest buckets once per view reference and for every
+account. Reading the stores instead: the watermarks are read first, so every bound is a
+value when the statement is planned (plain index range scans, chunks excluded), and the
+buckets after the hourly watermark are computed once, for one account (the `tail`):
+
+    weekly store  [week0, wcut)                    whole weeks it holds
+    daily store   [day0, week0) and [wcut, dcut)   whole days around them it holds
+    hourly store  [start, end0) and [dcut, end1)   the hours at either end, up to hcut
+    tail          [start, day0) and [dcut, end)    from the hourly watermark (hcut) on
+
+Fewer, wider buckets: a 90-day range reads about 13 weekly + 12 daily rows per key instead
+of 90 daily ones. The visitor roll-ups are read this way on both editions; the event, page
+and network roll-ups on the Apache edition only (on the timescale edition they are
+continuous aggregates with no rows in `rollup_watermarks`, and are read through their views).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from psycopg import sql
+
+from ..db import Conn
+
+if TYPE_CHECKING:
+    from .traffic import Range
+
+HOUR, DAY, WEEK = timedelta(hours=1), timedelta(days=1), timedelta(days=7)
+# Every roll-up family whose stores are read this way (when its watermarks exist).
+PREFIXES = ("visits", "page_visits", "events", "pages", "network")
+
+SPLIT = """
+    SELECT {columns} FROM {weekly}
+    WHERE account_id = %(account_id)s AND bucket >= %({p}_week0)s AND bucket < %({p}_wend)s {where}
+    UNION ALL
+    SELECT {columns} FROM {daily}
+    WHERE account_id = %(account_id)s AND (bucket >= %(day0)s AND bucket < %({p}_week0)s
+                                           OR bucket >= %({p}_wcut)s AND bucket < %({p}_dend)s) {where}
+    UNION ALL
+    SELECT {columns} FROM {hourly}
+    WHERE account_id = %(account_id)s AND bucket >= %(start)s AND bucket < %({p}_end0)s {where}
+    UNION ALL
+    SELECT {columns} FROM {hourly}
+    WHERE account_id = %(account_id)s AND bucket >= %({p}_dcut)s AND bucket < %({p}_end1)s {where}
+    UNION ALL
+    SELECT {columns} FROM {tail}
+    WHERE (bucket >= %(start)s AND bucket < %(day0)s OR bucket >= %({p}_dcut)s AND bucket < %(end)s) {where}
+"""
+# Without a weekly roll-up (events, pages): the same rows less the first part.
+SPLIT_NO_WEEKS = SPLIT.split("UNION ALL", 1)[1]
+
+
+def rows(prefix: str, columns: str, where: str, host: str | None, tail: sql.Composable,
+         weekly: bool = True) -> sql.Composable:
+    """The rows of roll-up family `prefix` over the range (its bounds: `params(..., prefixes)`);
+    `tail`: a row source of the buckets after the hourly watermark, computed from raw rows."""
+    condition = sql.SQL(where + (" AND host = %(host)s" if host is not None else ""))
+    return sql.SQL(SPLIT if weekly else SPLIT_NO_WEEKS).format(
+        columns=sql.SQL(columns), weekly=sql.Identifier(f"{prefix}_weekly_store"),
+        daily=sql.Identifier(f"{prefix}_daily_store"), hourly=sql.Identifier(f"{prefix}_hourly_store"),
+        where=condition, tail=tail, p=sql.SQL(prefix))
+
+
+_WATERMARKS = "SELECT rollup, materialized_until FROM rollup_watermarks WHERE rollup = ANY(%s)"
+# Weeks start on Monday 00:00 UTC, as time_bucket('7 days', ...) cuts them.
+_WEEK_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
+
+
+def week_floor(t: datetime) -> datetime:
+    return _WEEK_ORIGIN + ((t - _WEEK_ORIGIN) // WEEK) * WEEK
+
+
+def read_watermarks(conn: Conn, prefixes: tuple[str, ...]) -> dict[str, datetime]:
+    names = [f"{p}_{width}" for p in prefixes for width in ("hourly", "daily", "weekly")]
+    return {r["rollup"]: r["materialized_until"] for r in conn.execute(_WATERMARKS, (names,)).fetchall()}
+
+
+# Watermarks read once for several statements (same_watermarks), else once per statement.
+_SAME_WATERMARKS: ContextVar[dict[str, datetime] | None] = ContextVar("same_watermarks", default=None)
+
+
+@contextmanager
+def same_watermarks(conn: Conn) -> Iterator[None]:
+    """Within: every reader uses the watermarks read once here (one round trip for the
+    overview's statements, not one each). Correct for any later statement: a refresh
+    replaces rows below a watermark, it never adds to them."""
+    token = _SAME_WATERMARKS.set(read_watermarks(conn, PREFIXES))
+    try:
+        yield
+    finally:
+        _SAME_WATERMARKS.reset(token)
+
+
+def watermarks(conn: Conn, prefixes: tuple[str, ...]) -> dict[str, datetime]:
+    marks = _SAME_WATERMARKS.get()
+    return marks if marks is not None else read_watermarks(conn, prefixes)
+
+
+def has_stores(conn: Conn, prefix: str) -> bool:
+    """Whether roll-up family `prefix` is refreshed by Hindsight here (its hourly watermark
+    exists): the Apache edition's event, page and network roll-ups, never the timescale one's."""
+    return f"{prefix}_hourly" in watermarks(conn, (prefix,))
+
+
+def params(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None,
+           prefixes: tuple[str, ...], weeks: bool = True, **more) -> dict:
+    """The statement's parameters: the range's bounds and, per roll-up prefix, where its
+    weekly, daily and hourly stores end. `weeks` False: no weekly rows (a per-day series)."""
+    day0, day1 = rng.whole_days()
+    out = {"account_id": account_id, "start": rng.start, "end": rng.end, "day0": day0, "day1": day1,
+           "host": host, **more}
+    marks = watermarks(conn, prefixes)
+
+    def mark(name: str, low: datetime, high: datetime) -> datetime:
+        t = marks.get(name)
+        return low if t is None else min(max(t, low), high)
+
+    for prefix in prefixes:
+        hcut = mark(f"{prefix}_hourly", rng.start, rng.end)
+        # The daily store only below the hourly watermark too (a refresh fills hours first).
+        dcut = max(day0, min(mark(f"{prefix}_daily", day0, day1), _day_floor(hcut.astimezone(UTC))))
+        # Daily rows up to `dend` (exclusive bucket start); hours from `dcut` on. A partial day
+        # (the visitor roll-ups' today so far, up to their watermark inside it) is read when it
+        # lies inside the range and below the hourly watermark: one row instead of its hours.
+        dend = dcut
+        daily = marks.get(f"{prefix}_daily")
+        if daily is not None:
+            today = _day_floor(daily.astimezone(UTC))
+            if daily != today and dcut == today and rng.start <= today and daily <= min(hcut, rng.end):
+                dcut, dend = daily, today + DAY
+        # Whole weeks inside [day0, dcut) that the weekly store holds.
+        week0 = week_floor(day0) if week_floor(day0) == day0 else week_floor(day0) + WEEK
+        wcut = min(week_floor(dcut), mark(f"{prefix}_weekly", day0, day1))
+        if not weeks or week0 >= wcut:
+            week0 = wcut = day0
+        wend = wcut
+        # A partial week (the visitor roll-ups' current week so far, up to the daily rows'
+        # watermark): its row instead of that week's days, when the range holds its start.
+        weekly = marks.get(f"{prefix}_weekly")
+        if weeks and weekly is not None and weekly == dcut and weekly <= min(hcut, rng.end):
+            this_week = week_floor(weekly.astimezone(UTC))
+            if weekly != this_week and day0 <= this_week and wcut <= this_week:
+                if week0 >= wcut:  # no whole week before it
+                    week0 = this_week
+                wcut = dend = wend = this_week + WEEK
+        out.update({f"{prefix}_hcut": hcut, f"{prefix}_dcut": dcut, f"{prefix}_dend": dend, f"{prefix}_week0": week0,
+                    f"{prefix}_wcut": wcut, f"{prefix}_wend": wend, f"{prefix}_end0": min(day0, hcut),
+                    f"{prefix}_end1": min(rng.end, hcut)})
+    return out
+
+
+def _day_floor(t: datetime) -> datetime:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
