@@ -38,6 +38,8 @@ COPY, and the replay's first frame and seek to the end, in one run on this machi
     .venv/bin/python bench/recording.py               # 2-minute visit: about 5 minutes
     .venv/bin/python bench/recording.py --minutes 5   # the issue's 5-minute visit: about 9 minutes
     .venv/bin/python bench/recording.py --quick       # smoke run: short everything, no doc
+    .venv/bin/python bench/recording.py --storage-only   # the two visits' bytes alone (that part of
+        # the section): about 5 minutes
     .venv/bin/python bench/recording.py --replay-only --against HEAD   # the replay alone (its own
         # section), A/B against a git revision's code: page loads alternated, same database
 
@@ -140,7 +142,7 @@ class Recorded:
     session_body: dict                 # tracker.js's POST /api/v1/sessions body
     table_bytes: int                   # hypertable_size('recording_segments') after the visit
     rounds: int                        # rounds of the scripted visit
-    blob_bytes_new: int = 0            # gzip bytes of the blobs this recording stored first
+    blob_bytes_new: int = 0            # stored bytes of the blobs this recording stored first
     blobs_new: int = 0
     blob_bytes_shared: int = 0         # of the blobs it references that earlier recordings stored
     blobs_shared: int = 0
@@ -152,6 +154,7 @@ class Recorded:
     reads: dict[str, float] = field(default_factory=dict)   # measure_reads: ms per segment
     uploads_json: int = 0              # of the uploads, those sent as plain JSON
     site_port: int = 0                 # the demo site's port (its origin is in the snapshots)
+    blob_hashes_new: list[bytes] = field(default_factory=list)   # the blobs it stored first
 
     @property
     def first_ms(self) -> int:
@@ -372,7 +375,7 @@ def record_visit(browser, api, url: str, account: dict, config: Config, log, sit
             # those earlier recordings of the account had stored.
             blobs = conn.execute(
                 "SELECT b.created_at >= (SELECT min(received_at) FROM recording_segments WHERE session_id = %(s)s) "
-                "AS new, count(*) AS n, coalesce(sum(b.gzip_bytes), 0) AS bytes, "
+                "AS new, count(*) AS n, coalesce(sum(b.gzip_bytes), 0) AS bytes, array_agg(b.sha256) AS hashes, "
                 "pg_total_relation_size('recording_blobs') AS table_bytes FROM recording_blobs b "
                 "WHERE (b.account_id, b.sha256) IN (SELECT account_id, unnest(blobs) FROM recording_segments "
                 "WHERE session_id = %(s)s) GROUP BY 1", {"s": sid}).fetchall()
@@ -387,7 +390,7 @@ def record_visit(browser, api, url: str, account: dict, config: Config, log, sit
                         len({s.dictionary for s in segments if s.dictionary}),
                         sum(1 for s in segments if s.dictionary), reads,
                         uploads_json=sum(1 for r in uploads if r["query"]["encoding"] == ["json"]),
-                        site_port=site.port)
+                        site_port=site.port, blob_hashes_new=[bytes(h) for h in new.get("hashes") or ()])
     finally:
         site.stop()
         wire.close()
@@ -1096,6 +1099,17 @@ def gzip_rest_bytes(rec: Recorded) -> int:
     return total
 
 
+def gzip_blob_bytes(rec: Recorded) -> int:
+    """The blobs this recording stored first as 0028 and 0030 stored them: gzip level 6 each."""
+    from hindsight.recording_blobs import extract
+
+    literals: dict[bytes, bytes] = {}
+    for s in rec.segments:
+        cut = extract(s.text, snapshots={i for i, e in enumerate(json.loads(s.text)) if e.get("type") == 2})
+        literals.update(cut.literals if cut else {})
+    return sum(len(gzip.compress(literals[h], 6, mtime=0)) for h in rec.blob_hashes_new if h in literals)
+
+
 def gzip_size(path: Path) -> int:
     """What the dashboard's static route sends for `path` to a browser that takes gzip (level 9)."""
     return len(gzip.compress(path.read_bytes(), 9, mtime=0))
@@ -1129,40 +1143,20 @@ def met(ok: bool) -> str:
     return "met" if ok else "missed"
 
 
-def render(result: Result, command: str) -> str:
-    c, rec, ing = result.config, result.recorded, result.ingestion
-    st = result.settings
-    per_min = rec.minutes
+def storage_lines(rec: Recorded, later: Recorded | None) -> list[str]:
+    """The "Bytes per recorded minute" part of the section (also all of `--storage-only`)."""
     from hindsight.recording_blobs import MAX_TREE_BYTES, MIN_BYTES
     from hindsight.recording_codec import LEVEL, MAX_DICTIONARY, MIN_SOURCE
 
-    later = result.later
+    per_min = rec.minutes
+    json_encoded = sum(1 for s in rec.segments if s.encoding == "json")
     before = gzip_rest_bytes(rec)
+    before_blobs = gzip_blob_bytes(rec)
     later_before = gzip_rest_bytes(later) if later else 0
-
     whole = rec.whole_gzip()
     plain = rec.plain_gzip
     disk = rec.table_bytes + rec.blob_table_bytes
-    api_rate = statistics.median(r.rate for r in ing.api)
-    copy_rate = statistics.median(r.rate for r in ing.copy)
-    api_mid = sorted(ing.api, key=lambda r: r.rate)[len(ing.api) // 2]
-    copy_mid = sorted(ing.copy, key=lambda r: r.rate)[len(ing.copy) // 2]
-    latencies = [x for r in ing.api for x in r.latencies_ms]
-    json_encoded = sum(1 for s in rec.segments if s.encoding == "json")
-    cores = os.cpu_count() or 1
-    lines = [
-        "## DOM recording: bytes per minute, ingestion, replay",
-        "",
-        f"- Command: `{command}`",
-        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {bench_common.machine(python=True)}; load average when the run started: {result.loadavg} "
-        "(a shared machine: other engineers' tests ran meanwhile)",
-        f"- Database: PostgreSQL {st.get('server_version')}, TimescaleDB {st.get('timescaledb')}, a throw-away "
-        f"cluster started by the bench, fsync={st.get('fsync')}, synchronous_commit={st.get('synchronous_commit')}; "
-        f"API: `hindsight serve --workers {c.workers}` on 127.0.0.1 (rate limit off); browser: Debian's headless "
-        f"Chromium {result.chromium} through Playwright; tracker.js with its defaults (DOM recording on, every "
-        "field masked).",
-        "",
+    return [
         "### Bytes per recorded minute",
         "",
         f"A scripted visit of the demo site (tracker/demo) for {rec.visit_seconds / 60:.1f} minutes of wall clock, "
@@ -1193,9 +1187,11 @@ def render(result: Result, command: str) -> str:
         f"| **stored, the account's first recording**: the segments' `data` (zstd level {LEVEL} of what is left once "
         f"the blobs are cut out; {rec.segments_with_dictionary} of the {len(rec.segments)} segments with the "
         "account's dictionary, made of this recording's own text by its first segment with "
-        f"{MIN_SOURCE // 1024} KiB of it; the segments before it without one) and references (36 B a blob, 32 B "
-        f"the dictionary) + the {rec.blobs_new} blobs it stored first (gzip each) + the dictionary "
-        f"({rec.dictionaries_new}: {MAX_DICTIONARY // 1024} KiB, zstd-compressed) | {kb(rec.stored_bytes)} | "
+        f"{MIN_SOURCE // 1024} KiB of it, which is itself compressed with it; the segments before it with rrweb's "
+        "vocabulary) and references (36 B a blob, 32 B "
+        f"the dictionary) + the {rec.blobs_new} blobs it stored first (zstd each, with the dictionary of the "
+        f"segment that stored it) + the dictionary ({rec.dictionaries_new}: the segment's text, its blobs first, at "
+        f"most {MAX_DICTIONARY // 1024} KiB, zstd-compressed) | {kb(rec.stored_bytes)} | "
         f"**{kb(rec.stored_bytes / per_min)}** | **{rec.stored_bytes / plain:.2f}** |",
         f"| of which the segments' `data` and references | {kb(rec.segment_bytes)} | {kb(rec.segment_bytes / per_min)} | "
         f"{rec.segment_bytes / plain:.2f} |",
@@ -1203,9 +1199,9 @@ def render(result: Result, command: str) -> str:
         f"{rec.blob_bytes_new / plain:.2f} |",
         f"| of which the dictionary | {kb(rec.dictionary_bytes_new)} | {kb(rec.dictionary_bytes_new / per_min)} | "
         f"{rec.dictionary_bytes_new / plain:.2f} |",
-        f"| the same recording as 0028 stored it (gzip level 6 of each rest, the same blobs and references; "
-        f"no dictionary) | {kb(before + rec.blob_bytes_new)} | {kb((before + rec.blob_bytes_new) / per_min)} | "
-        f"{(before + rec.blob_bytes_new) / plain:.2f} |",
+        f"| the same recording as 0028 stored it (gzip level 6 of each rest and of each of the same blobs, the same "
+        f"references; no dictionary) | {kb(before + before_blobs)} | {kb((before + before_blobs) / per_min)} | "
+        f"{(before + before_blobs) / plain:.2f} |",
         *([f"| **stored, a later session of the account**: a second scripted visit of the same site, same origin ({later.minutes:.2f} minutes, "
            f"{len(later.segments)} segments, plain gzip {kb(later.plain_gzip)}: its own baseline), recorded after "
            f"the first: {later.segments_with_dictionary} of its segments with the account's dictionary, "
@@ -1242,10 +1238,40 @@ def render(result: Result, command: str) -> str:
         f"subtrees of a full snapshot's node tree of at most {MAX_TREE_BYTES // 1024} KiB are stored once per "
         "account as blobs (sql/migrations/0028, hindsight.recording_blobs); what is left of each segment is "
         f"zstd (level {LEVEL}) with the account's dictionary, the last {MAX_DICTIONARY // 1024} KiB of one of "
-        "its earlier segments' text (sql/migrations/0030, hindsight.recording_codec; a new one a day). "
+        "its segments' text, blobs first (sql/migrations/0030 and 0035, hindsight.recording_codec; a new one a "
+        "day; the segment it is made of and its blobs are compressed with it), and so are the blobs; before the "
+        "account has one, rrweb's vocabulary (hindsight.recording_vocabulary: JSON keys, HTML and CSS names "
+        "written out by hand, no recorded data). "
         "Every segment above was read back through the same code as the API's and equals, byte for byte, "
         "the JSON the browser sent.",
         "",
+    ]
+
+
+def render(result: Result, command: str) -> str:
+    c, rec, ing = result.config, result.recorded, result.ingestion
+    st = result.settings
+    later = result.later
+    api_rate = statistics.median(r.rate for r in ing.api)
+    copy_rate = statistics.median(r.rate for r in ing.copy)
+    api_mid = sorted(ing.api, key=lambda r: r.rate)[len(ing.api) // 2]
+    copy_mid = sorted(ing.copy, key=lambda r: r.rate)[len(ing.copy) // 2]
+    latencies = [x for r in ing.api for x in r.latencies_ms]
+    cores = os.cpu_count() or 1
+    lines = [
+        "## DOM recording: bytes per minute, ingestion, replay",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: {bench_common.machine(python=True)}; load average when the run started: {result.loadavg} "
+        "(a shared machine: other engineers' tests ran meanwhile)",
+        f"- Database: PostgreSQL {st.get('server_version')}, TimescaleDB {st.get('timescaledb')}, a throw-away "
+        f"cluster started by the bench, fsync={st.get('fsync')}, synchronous_commit={st.get('synchronous_commit')}; "
+        f"API: `hindsight serve --workers {c.workers}` on 127.0.0.1 (rate limit off); browser: Debian's headless "
+        f"Chromium {result.chromium} through Playwright; tracker.js with its defaults (DOM recording on, every "
+        "field masked).",
+        "",
+        *storage_lines(rec, later),
         "### Ingestion: POST /api/v1/track/recording against a raw COPY",
         "",
         f"Each round: {c.sessions} new sessions, each sent the {len(rec.segments)} recorded segments (bodies "
@@ -1502,6 +1528,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, help="measured replay runs (default 5)")
     parser.add_argument("--replay-only", action="store_true",
                         help="only the replay: record the visit once, measure the replay, write its section alone")
+    parser.add_argument("--storage-only", action="store_true",
+                        help="only the bytes per recorded minute: record the two visits, rewrite that part alone")
     parser.add_argument("--against", default="", metavar="REV",
                         help="with --replay-only: also replay with the code of git revision REV, page loads alternated")
     parser.add_argument("--output", type=Path, default=None,
@@ -1517,6 +1545,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                       else sys.argv[1:])).rstrip()
     if args.replay_only:
         return replay_only(config, command.strip(), output, args.against)
+    if args.storage_only:
+        return storage_only(config, command.strip(), output)
     cluster = bench_common.start_cluster(durable=True)
     try:
         url = cluster.url()
@@ -1534,6 +1564,46 @@ def main(argv: list[str] | None = None) -> int:
     if output:
         write_section(output, SECTION, section)
         write_section(output, SECTION_REPLAY, replay)
+        print(f"wrote {output}")
+    return 0
+
+
+STORAGE_PART = ("### Bytes per recorded minute", "### Ingestion: POST")
+
+
+def storage_only(config: Config, command: str, output: Path | None) -> int:
+    """Record the first and the later visit, measure them, and rewrite the section's "Bytes
+    per recorded minute" part alone (the rest of the section stays the full run's)."""
+    from conftest import new_account
+
+    cluster = bench_common.start_cluster(durable=True)
+    try:
+        url = cluster.url()
+        log, loadavg = prepare(url, print)
+        api = ApiServer(url, workers=config.workers).start()
+        try:
+            account = new_account(url, "localhost")
+            with chromium() as browser:
+                rec = record_visit(browser, api, url, account, config, log)
+                later = record_visit(browser, api, url, account, config, log, site_port=rec.site_port)
+        finally:
+            api.stop()
+    finally:
+        cluster.stop()
+    lines = storage_lines(rec, later)
+    lines.insert(2, f"This part: `{command}`, {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, load average "
+                    f"{loadavg} when it started (the rest of the section is the full run's).")
+    lines.insert(3, "")
+    part = "\n".join(lines) + "\n"
+    print(part)
+    if output:
+        from doc_sections import markers
+
+        begin, end = markers(SECTION)
+        text = output.read_text()
+        inside = text.split(begin, 1)[1].split(end, 1)[0]
+        start, stop = inside.index(STORAGE_PART[0]), inside.index(STORAGE_PART[1])
+        output.write_text(text.replace(inside, inside[:start] + part + inside[stop:], 1))
         print(f"wrote {output}")
     return 0
 

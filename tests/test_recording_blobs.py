@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lifecycle_support import add_session, connect, fresh_database, new_account
 
-from hindsight import erasure, recording_blobs
+from hindsight import erasure, recording_blobs, recording_codec
 from hindsight.db import create_pool
 from hindsight.ingestion import recordings as recording_ingestion
 from hindsight.ingestion import segments
@@ -123,12 +123,13 @@ def test_extract_then_splice_gives_back_the_exact_bytes(ascii_only):
     cut = recording_blobs.extract(text)
     assert cut is not None
     # Each distinct literal of >= 1 KiB once; the 1000 + 2-byte one stays; repeats are listed again.
-    assert len(cut.blobs) == len(TRICKY)
+    assert len(cut.literals) == len(TRICKY)
     assert len(cut.hashes) == 2 * len(TRICKY) + 1 and len(cut.offsets) == len(cut.hashes)
     assert b"s" * 1000 in cut.rest and b"x" * 31 not in cut.rest   # the 30-byte key stays
     assert list(cut.offsets) == sorted(cut.offsets)
-    found = {b.sha256: gzip.decompress(b.data) for b in cut.blobs}
-    assert all(len(found[b.sha256]) == b.json_bytes >= recording_blobs.MIN_BYTES for b in cut.blobs)
+    found = cut.literals
+    assert all(len(found[b.sha256]) == b.json_bytes >= recording_blobs.MIN_BYTES
+               for b in cut.blobs(recording_codec.VOCABULARY))
     assert recording_blobs.splice(cut.rest, list(cut.offsets), list(cut.hashes), found, len(text)) == text
 
 
@@ -152,7 +153,7 @@ def test_a_full_snapshot_is_cut_into_its_largest_subtrees_of_at_most_16_kib():
     text = as_sent(events)
     cut = recording_blobs.extract(text, snapshots={1})
     assert cut is not None
-    found = {b.sha256: gzip.decompress(b.data) for b in cut.blobs}
+    found = cut.literals
     # The stylesheet (its <link> is larger than 16 KiB) and each section; the mutation's
     # copy of a section is no snapshot: only its large literal, the text, is cut there.
     assert [found[h] for h in cut.hashes] == [as_sent(big)] + [as_sent(x) for x in sections] + [
@@ -167,17 +168,30 @@ def test_a_reference_that_does_not_resolve_is_refused():
     text = as_sent(page_events(1, css("a"), css("b")))
     cut = recording_blobs.extract(text)
     assert cut is not None
-    row = {"data": recording_blobs.compress(cut.rest), "json_bytes": len(text), "blobs": list(cut.hashes),
-           "blob_offsets": list(cut.offsets),
-           "blob_data": [next(b.data for b in cut.blobs if b.sha256 == h) for h in cut.hashes]}
-    assert recording_blobs.resolve(row).json() == text
+    vocabulary = recording_codec.VOCABULARY
+    blobs = {b.sha256: b for b in cut.blobs(vocabulary)}
+    row = {"data": recording_blobs.compress(cut.rest, vocabulary), "json_bytes": len(text),
+           "blobs": list(cut.hashes), "blob_offsets": list(cut.offsets), "dictionary": vocabulary.sha256,
+           "blob_data": [blobs[h].data for h in cut.hashes],
+           "blob_dictionaries": [blobs[h].dictionary for h in cut.hashes]}
+    known = {vocabulary.sha256: vocabulary}
+    assert recording_blobs.resolve(row, vocabulary, known).json() == text
+    # Blobs stored before 0035 (gzip, no dictionary) read as before.
+    old = {**row, "blob_data": [gzip.compress(cut.literals[h]) for h in cut.hashes],
+           "blob_dictionaries": [None] * len(cut.hashes)}
+    assert recording_blobs.resolve(old, vocabulary, known).json() == text
     missing = {**row, "blob_data": [None] + row["blob_data"][1:]}
     altered = {**row, "blob_data": [gzip.compress(b'"forged"')] + row["blob_data"][1:]}
     backwards = {**row, "blob_offsets": list(reversed(row["blob_offsets"]))}
     wrong_size = {**row, "json_bytes": len(text) + 1}
     for bad in (missing, altered, backwards, wrong_size):
         with pytest.raises(recording_blobs.CorruptSegment):
-            recording_blobs.resolve(bad)
+            recording_blobs.resolve(bad, vocabulary, known)
+    # A blob's dictionary unknown to the reader, or another one: refused, never other bytes.
+    other = recording_codec.Dictionary.of(b"another dictionary " * 100)
+    for bad_known in ({}, {vocabulary.sha256: other}):
+        with pytest.raises(recording_blobs.CorruptSegment):
+            recording_blobs.resolve(row, vocabulary, bad_known)
 
 
 # --------------------------------------------------------------------------- through the API

@@ -81,6 +81,11 @@ def segment_rows(conn, sid) -> list[dict]:
                         "WHERE session_id = %s ORDER BY segment", (sid,)).fetchall()
 
 
+def blob_dictionaries(conn, account_id) -> list[bytes | None]:
+    return [r["dictionary"] and bytes(r["dictionary"]) for r in conn.execute(
+        "SELECT dictionary FROM recording_blobs WHERE account_id = %s ORDER BY sha256", (account_id,))]
+
+
 def read(conn, account_id, sid, number) -> bytes:
     body = recordings.segment_data(conn, account_id, sid, number)
     assert body is not None
@@ -91,10 +96,15 @@ def read(conn, account_id, sid, number) -> bytes:
 
 
 def test_pack_and_unpack_with_and_without_a_dictionary():
-    source = as_sent(moves(1, 400, seed=1))
+    source = as_sent(moves(1, 800, seed=1))
     dictionary = recording_codec.dictionary_from(source)
-    assert dictionary is not None and len(dictionary.raw) == recording_codec.MAX_DICTIONARY
+    assert dictionary is not None and dictionary.raw == source[-recording_codec.MAX_DICTIONARY:]
+    assert len(dictionary.raw) == recording_codec.MAX_DICTIONARY
     assert recording_codec.dictionary_from(source[:recording_codec.MIN_SOURCE - 1]) is None
+    # A segment's blobs count (first, then its rest): a short rest with a page's blobs makes one.
+    short = source[:1000]
+    made = recording_codec.dictionary_from(short, (b'"a"' * 2000, b'"b"' * 1000))
+    assert made is not None and made.raw == b'"a"' * 2000 + b'"b"' * 1000 + short
     text = as_sent(moves(2, 300, seed=2))
     plain, with_dictionary = recording_codec.pack(text, None), recording_codec.pack(text, dictionary)
     assert plain[:4] == with_dictionary[:4] == recording_codec.ZSTD_MAGIC
@@ -154,7 +164,9 @@ def test_segments_use_the_accounts_dictionary_and_read_back_exactly_as_sent(clie
         assert resp.status_code == 201, resp.json
         sent[(sid, number)] = text
 
-    # The account's first long segment makes its dictionary; it is stored without one.
+    # Before the account has a dictionary: rrweb's vocabulary. Then its first long segment
+    # makes its dictionary, and is compressed with it: its text is stored once, in it.
+    send(site, first, 9, moves(now_ms(-70), 20, seed=9))
     send(site, first, 0, moves(now_ms(-60), 400, seed=10))
     send(site, first, 1, page_events(now_ms(-50), css("a"), css("b")) + moves(now_ms(-49), 50, seed=11), "json")
     send(site, second, 0, moves(now_ms(-40), 300, seed=12))
@@ -165,9 +177,12 @@ def test_segments_use_the_accounts_dictionary_and_read_back_exactly_as_sent(clie
         [(key, row)] = made.items()
         assert str(row["source_session_id"]) == first
         rows = {(str(sid), r["segment"]): r for sid in (first, second) for r in segment_rows(conn, sid)}
-    assert rows[(first, 0)]["dictionary"] is None
-    for number in (first, 1), (second, 0), (second, 1):
+    vocabulary = recording_codec.VOCABULARY.sha256
+    assert bytes(rows[(first, 9)]["dictionary"]) == vocabulary and vocabulary not in made
+    assert rows[(first, 9)]["gzip_bytes"] < len(gzip.compress(sent[(first, 9)], 6))
+    for number in (first, 0), (first, 1), (second, 0), (second, 1):
         assert bytes(rows[number]["dictionary"]) == key
+    assert rows[(first, 0)]["gzip_bytes"] < 100 < len(gzip.compress(sent[(first, 0)], 6)) / 10
     for row in rows.values():
         assert bytes(row["data"])[:4] == recording_codec.ZSTD_MAGIC
         assert row["gzip_bytes"] == len(row["data"])
@@ -197,27 +212,42 @@ def test_segments_use_the_accounts_dictionary_and_read_back_exactly_as_sent(clie
         assert len(dictionaries(conn, uuid.UUID(other.account_id))) == 1
 
 
-def test_segments_stored_as_gzip_before_0030_still_read_back(client, make_site, db_url):
+def test_segments_and_blobs_stored_before_0030_and_0035_still_read_back(client, make_site, db_url):
+    """Rows as 0028 stored them (gzip segments, gzip blobs) and as 0030 did (zstd with a
+    dictionary of 32 KiB of a rest, gzip blobs) read back byte for byte beside new ones."""
     site = make_site()
     sid = new_session(client, site)
-    plain_events = moves(now_ms(-10), 50, seed=20)
-    blob_events = page_events(now_ms(-9), css("old-a"), css("old-b"))
+    history = [moves(now_ms(-10), 50, seed=20), page_events(now_ms(-9), css("old-a"), css("old-b")),
+               page_events(now_ms(-8), css("old-a"), css("old-c")) + moves(now_ms(-7), 30, seed=21)]
     with connect(db_url) as conn:
         account = uuid.UUID(site.account_id)
-        for number, events in enumerate((plain_events, blob_events)):
+        old_dictionary = Dictionary.of(as_sent(moves(1, 400, seed=22))[-32 * 1024:])   # 0030's kind
+        conn.execute("INSERT INTO recording_dictionaries (account_id, sha256, data, stored_bytes, dictionary_bytes, "
+                     "source_session_id) VALUES (%s, %s, %s, 0, %s, %s)",
+                     (account, old_dictionary.sha256, old_dictionary.stored(), len(old_dictionary.raw), sid))
+        for number, events in enumerate(history):
             text = as_sent(events)
             seg = segments.decode(text, "json", number, datetime.now(UTC))
-            # As 0028 stored them: the browser's gzip, or the gzip of the rest with blobs.
-            if seg.blob_hashes:
-                cut = recording_blobs.extract(text, snapshots={1})
-                assert cut is not None
-                data = gzip.compress(cut.rest)
-            else:
-                data = gzip.compress(text)
-            seg = dataclasses.replace(seg, data=data)
+            cut = recording_blobs.extract(text, snapshots={1}) if seg.blob_hashes else None
+            rest = text if cut is None else cut.rest
+            # 0028: the browser's gzip, or the gzip of the rest; 0030: zstd with its dictionary.
+            dictionary = old_dictionary if number == 2 else None
+            data = recording_codec.pack(rest, dictionary) if dictionary else gzip.compress(rest)
+            blobs = tuple(recording_blobs.Blob(h, gzip.compress(literal), len(literal))
+                          for h, literal in (cut.literals.items() if cut else ()))
+            seg = dataclasses.replace(seg, data=data, dictionary=dictionary, blobs=blobs)
             assert recordings.store(conn, account, site.domain, uuid.UUID(sid), seg) == (True, len(events))
-        assert [bytes(r["data"])[:2] for r in segment_rows(conn, sid)] == [recording_codec.GZIP_MAGIC] * 2
-    for number, events in enumerate((plain_events, blob_events)):
+        rows = segment_rows(conn, sid)
+        assert [bytes(r["data"])[:2] for r in rows[:2]] == [recording_codec.GZIP_MAGIC] * 2
+        assert bytes(rows[2]["dictionary"]) == old_dictionary.sha256
+        formats = conn.execute("SELECT DISTINCT dictionary IS NULL AS old, substring(data FROM 1 FOR 2) AS magic "
+                               "FROM recording_blobs WHERE account_id = %s", (account,)).fetchall()
+        assert formats == [{"old": True, "magic": recording_codec.GZIP_MAGIC}]
+    # A new segment beside them reuses an old gzip blob (the same page again) and adds its own.
+    history.append(page_events(now_ms(-6), css("old-a"), css("old-b")) + moves(now_ms(-5), 300, seed=23))
+    assert post(client, site, sid, 3, gzip.compress(as_sent(history[3]))).status_code == 201
+    recording_codec.DICTIONARIES.clear()
+    for number, events in enumerate(history):
         url = f"/api/v1/sessions/{sid}/recording/{number}"
         zipped = client.simulate_get(url, headers={**site.read_headers(), "Accept-Encoding": "gzip"})
         assert gzip.decompress(zipped.content) == as_sent(events)
@@ -272,6 +302,30 @@ def test_a_dictionary_is_never_used_across_accounts_and_a_missing_one_is_refused
             read(conn, a, sa, 1)
 
 
+def test_two_uploads_that_both_make_the_accounts_first_dictionary(db_url):
+    """Two uploads read "no dictionary" and each makes one of its own text and names it: the
+    first stores both; the second's insert is skipped (one was made within the day), so its
+    segment, which names a dictionary that does not exist, is not stored (DictionaryGone)
+    and the ingestion compresses it again with the account's vocabulary."""
+    with connect(db_url) as conn:
+        now = datetime.now(UTC)
+        account, host = new_account(conn)
+        s1, s2 = (add_session(conn, account, host, now - timedelta(minutes=m)) for m in (3, 2))
+        first = segments.decode(as_sent(moves(now_ms(-100), 400, seed=95)), "json", 0, now, None, True)
+        second_text = as_sent(moves(now_ms(-90), 400, seed=96))
+        second = segments.decode(second_text, "json", 0, now, None, True)
+        assert first.new_dictionary and second.new_dictionary and first.dictionary == first.new_dictionary
+        assert recordings.store(conn, account, host, s1, first) == (True, 401)
+        with pytest.raises(recordings.DictionaryGone):
+            recordings.store(conn, account, host, s2, second)
+        assert segment_rows(conn, s2) == [] and list(dictionaries(conn, account)) == [first.new_dictionary.sha256]
+        again = segments.decode(second_text, "json", 0, now)   # what ingestion.recordings does then
+        assert recordings.store(conn, account, host, s2, again) == (True, 401)
+        assert bytes(segment_rows(conn, s2)[0]["dictionary"]) == recording_codec.VOCABULARY.sha256
+        recording_codec.DICTIONARIES.clear()
+        assert read(conn, account, s2, 0) == second_text
+
+
 # --------------------------------------------------------------------------- lifecycle
 
 
@@ -284,19 +338,18 @@ def test_retention_keeps_a_dictionary_while_a_segment_uses_it_or_it_is_the_newes
         now = datetime.now(UTC)
         account, host = new_account(conn)
         s1, s2, s3 = (add_session(conn, account, host, now - timedelta(minutes=m)) for m in (30, 20, 10))
-        upload(conn, account, host, s1, 0, moves(now_ms(-300), 400, seed=40))   # makes D1
+        upload(conn, account, host, s1, 0, moves(now_ms(-300), 400, seed=40))   # makes D1, uses it
         [d1] = dictionaries(conn, account)
         upload(conn, account, host, s2, 0, moves(now_ms(-200), 100, seed=41))   # uses D1
         conn.execute("UPDATE recording_dictionaries SET created_at = now() - interval '2 days' "
                      "WHERE account_id = %s", (account,))
-        upload(conn, account, host, s3, 0, moves(now_ms(-150), 400, seed=42))   # uses D1, makes D2
+        upload(conn, account, host, s3, 0, moves(now_ms(-150), 400, seed=42))   # makes D2, uses it
         kept = upload(conn, account, host, s3, 1, moves(now_ms(-100), 100, seed=43))   # uses D2
         [d2] = set(dictionaries(conn, account)) - {d1}
-        assert [r["dictionary"] and bytes(r["dictionary"]) for r in segment_rows(conn, s3)] == [d1, d2]
+        assert [r["dictionary"] and bytes(r["dictionary"]) for r in segment_rows(conn, s3)] == [d2, d2]
         assert reclaim(conn) == 0 and set(dictionaries(conn, account)) == {d1, d2}
         # The segments that used D1 go (as retention drops them): D1 goes, D2 (the newest) stays.
-        conn.execute("DELETE FROM recording_segments WHERE session_id = %s", (s2,))
-        conn.execute("DELETE FROM recording_segments WHERE session_id = %s AND segment = 0", (s3,))
+        conn.execute("DELETE FROM recording_segments WHERE session_id = ANY(%s)", ([s1, s2],))
         assert reclaim(conn) == 1 and set(dictionaries(conn, account)) == {d2}
         recording_codec.DICTIONARIES.clear()
         assert read(conn, account, s3, 1) == kept
@@ -315,22 +368,94 @@ def test_erasure_recompresses_other_sessions_and_deletes_the_persons_dictionary(
         conn.execute("UPDATE sessions SET user_id = 'person-p' WHERE session_id = %s", (p,))
         p_sent = upload(conn, account, host, p, 0, moves(now_ms(-7000), 400, seed=50))   # the dictionary
         [made] = dictionaries(conn, account)
-        q_sent = [upload(conn, account, host, q, n, moves(now_ms(-6000 + n * 10), 150, seed=51 + n))
-                  for n in range(3)]
+        q_events = [moves(now_ms(-6000 + n * 10), 150, seed=51 + n) for n in range(2)]
+        q_events.append(page_events(now_ms(-5900), css("q-page"), css("q-style")))   # with two blobs
+        q_sent = [upload(conn, account, host, q, n, events) for n, events in enumerate(q_events)]
         assert all(bytes(r["dictionary"]) == made for r in segment_rows(conn, q))
+        assert blob_dictionaries(conn, account) == [made, made]
         exported = erasure.export(conn, account, "user_id", "person-p", now)
         assert [as_sent(s["events"]) for s in exported["recording_segments"]] == [p_sent]
         result = erasure.erase(conn, account, "user_id", "person-p", "test")
         assert result["rows"]["recording_dictionaries"] == 1
-        assert result["rows"]["recording_segments_recompressed"] == 3
+        # Q's three segments and its two blobs, compressed with the vocabulary instead.
+        assert result["rows"]["recording_segments_recompressed"] == 5
         assert dictionaries(conn, account) == {}
-        rows = segment_rows(conn, q)
-        assert [r["dictionary"] for r in rows] == [None] * 3
+        vocabulary = recording_codec.VOCABULARY.sha256
+        assert [bytes(r["dictionary"]) for r in segment_rows(conn, q)] == [vocabulary] * 3
+        assert blob_dictionaries(conn, account) == [vocabulary] * 2
         recording_codec.DICTIONARIES.clear()
         assert [read(conn, account, q, n) for n in range(3)] == q_sent
         # Q's next upload makes a dictionary of Q's own text.
         upload(conn, account, host, q, 3, moves(now_ms(-5000), 400, seed=60))
         assert [r["source_session_id"] for r in dictionaries(conn, account).values()] == [q]
+
+
+def test_a_blob_keeps_its_dictionary_until_its_source_session_expires(db_url):
+    """A page's blobs are compressed with the account's dictionary (0035) and shared by later
+    sessions for as long as one references them: the dictionary stays while a blob uses it;
+    once the session it was made of is gone, retention compresses those blobs with the
+    vocabulary, then reclaims the dictionary; every segment still reads back."""
+    with connect(db_url) as conn:
+        now = datetime.now(UTC)
+        account, host = new_account(conn)
+        s1, s2 = (add_session(conn, account, host, now - timedelta(minutes=m)) for m in (30, 20))
+        upload(conn, account, host, s1, 0, moves(now_ms(-300), 400, seed=90))   # makes D1
+        [d1] = dictionaries(conn, account)
+        page = page_events(now_ms(-200), css("kept-page"), css("kept-style"))
+        sent = upload(conn, account, host, s2, 0, page)
+        assert blob_dictionaries(conn, account) == [d1, d1]
+        # S1's segment goes, and D1 is not the newest any more: the blobs still use D1.
+        conn.execute("DELETE FROM recording_segments WHERE session_id = %s", (s1,))
+        conn.execute("UPDATE recording_dictionaries SET created_at = now() - interval '2 days' "
+                     "WHERE account_id = %s", (account,))
+        conn.execute("DELETE FROM recording_segments WHERE session_id = %s", (s2,))   # only the blobs use D1 now
+        conn.execute("INSERT INTO recording_segments (session_id, session_started_at, segment, account_id, host, "
+                     "started_at, ended_at, event_count, full_snapshot, data, gzip_bytes, json_bytes, blobs, "
+                     "blob_offsets, dictionary) SELECT %s, started_at, 0, %s, %s, now(), now(), 4, true, %s, 1, %s, "
+                     "%s, %s, %s FROM sessions WHERE session_id = %s",
+                     (s2, account, host, *_stored_like(page), s2))
+        result = retention.reclaim_recording_blobs(conn)
+        assert result["recording_dictionaries_deleted"] == 0 and result["recording_blobs_recompressed"] == 0
+        assert set(dictionaries(conn, account)) == {d1}
+        recording_codec.DICTIONARIES.clear()
+        assert read(conn, account, s2, 0) == sent
+        # D1's source session goes (retention): its blobs move to the vocabulary, D1 goes.
+        conn.execute("DELETE FROM sessions WHERE session_id = %s", (s1,))
+        result = retention.reclaim_recording_blobs(conn)
+        assert result["recording_blobs_recompressed"] == 2 and result["recording_dictionaries_deleted"] == 1
+        assert blob_dictionaries(conn, account) == [recording_codec.VOCABULARY.sha256] * 2
+        assert dictionaries(conn, account) == {}
+        recording_codec.DICTIONARIES.clear()
+        assert read(conn, account, s2, 0) == sent
+
+
+def _stored_like(events) -> tuple:
+    """(data, json_bytes, blobs, blob_offsets, dictionary) of `events` stored with the
+    vocabulary, its blobs left as they are in the table (the same page's)."""
+    text = as_sent(events)
+    cut = recording_blobs.extract(text, snapshots={1})
+    assert cut is not None
+    vocabulary = recording_codec.VOCABULARY
+    return (recording_codec.pack(cut.rest, vocabulary), len(text), list(cut.hashes), list(cut.offsets),
+            vocabulary.sha256)
+
+
+def test_the_vocabulary_is_fixed_and_holds_no_recorded_data():
+    """Rows name rrweb's vocabulary by its SHA-256: its bytes must never change. It is made
+    of the lists in hindsight.recording_vocabulary only (no host, no demo-site text)."""
+    from hindsight import recording_vocabulary
+
+    raw = recording_vocabulary.build()
+    assert recording_codec.VOCABULARY.raw == raw and len(raw) < recording_codec.MAX_DICTIONARY
+    assert recording_codec.VOCABULARY.sha256 == recording_vocabulary.SHA256 == bytes.fromhex(
+        "07b6958271d52411c4c0a2e4c396a21e8948723a2317f7a0aaa81cc0c93f011e")
+    for word in (b"localhost", b"127.0.0.1", b"hindsight", b"demo", b"coupon", b"todo", b"checkout"):
+        assert word not in raw.lower()
+    # It helps a page's markup and stylesheet that it never saw, against zstd alone and gzip.
+    blob = as_sent(page_events(1, css("vocab-a", 40), css("vocab-b", 40))[1]["data"]["node"])
+    vocabulary = recording_codec.pack(blob, recording_codec.VOCABULARY)
+    assert len(vocabulary) < len(recording_codec.pack(blob, None)) < len(gzip.compress(blob, 6))
+    assert recording_codec.unpack(vocabulary, recording_codec.VOCABULARY, len(blob)) == blob
 
 
 def test_deleting_an_account_deletes_its_dictionaries(db_url):
@@ -352,9 +477,12 @@ def test_dictionaries_on_both_editions(server_url):
         s2 = add_session(conn, account, host, now - timedelta(hours=1))
         upload(conn, account, host, s1, 0, moves(now_ms(-2 * 86400), 400, seed=80))
         text = upload(conn, account, host, s2, 0, moves(now_ms(-3000), 200, seed=81))
+        page = upload(conn, account, host, s2, 1, page_events(now_ms(-2000), css("ed-a"), css("ed-b")))
+        [made] = dictionaries(conn, account)
+        assert blob_dictionaries(conn, account) == [made, made]
         recording_codec.DICTIONARIES.clear()
-        assert read(conn, account, s2, 0) == text
-        assert segment_rows(conn, s2)[0]["dictionary"] is not None
+        assert read(conn, account, s2, 0) == text and read(conn, account, s2, 1) == page
+        assert bytes(segment_rows(conn, s2)[0]["dictionary"]) == made
         conn.execute("DELETE FROM recording_segments WHERE session_id = %s", (s2,))
         conn.execute("DELETE FROM sessions WHERE session_id = %s", (s1,))
         assert reclaim(conn) == 1

@@ -10,6 +10,10 @@ sent, never re-serialized, so the result is byte for byte the JSON the browser s
 value inside the events is a reference: nothing a recorded page contains can be mistaken
 for one (docs/DECISIONS.md, "Recording blobs").
 
+A blob is stored as a zstd frame compressed with the dictionary its upload's segment used
+(the account's, or rrweb's vocabulary before the account has one; `Blob.dictionary`,
+sql/migrations/0035); blobs stored before 0035 are gzip and read as before.
+
 Why spans found by a scanner rather than values of the parsed events: the segment is
 parsed once already (to check it), and finding a value's bytes again after parsing would
 mean re-serializing, which would not give back the browser's bytes. The scanner relies on
@@ -25,8 +29,8 @@ import functools
 import gzip
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from gzip import compress as _gzip
 
 from . import recording_codec
 from .recording_codec import CorruptSegment, Dictionary
@@ -38,7 +42,6 @@ MIN_BYTES = 1024
 # The parts of a full snapshot's node tree stored apart: the largest subtrees of at most
 # MAX_TREE_BYTES (a page that changes in one place keeps the rest of its blobs).
 MAX_TREE_BYTES = 16 * 1024
-GZIP_LEVEL = 6
 FULL_SNAPSHOT = 2   # rrweb's event type
 
 # A JSON string literal: quote, then runs of plain bytes and escapes, then quote. UTF-8
@@ -66,8 +69,9 @@ def _long_literal(min_bytes: int) -> re.Pattern[bytes]:
 @dataclass(frozen=True)
 class Blob:
     sha256: bytes
-    data: bytes        # gzip of the cut bytes
-    json_bytes: int    # their size
+    data: bytes                  # the cut bytes as stored: zstd with `dictionary` (gzip before 0035)
+    json_bytes: int              # their size
+    dictionary: bytes | None = None   # the SHA-256 of the dictionary `data` was compressed with
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,12 @@ class Extracted:
     rest: bytes                   # the JSON text without the cut spans
     offsets: tuple[int, ...]      # where each span goes back into `rest`, ascending
     hashes: tuple[bytes, ...]     # the SHA-256 of each (a repeat is listed again)
-    blobs: tuple[Blob, ...]       # each distinct span once
+    literals: dict[bytes, bytes]  # each distinct span once: its SHA-256 -> its bytes
 
-
-def _pack(data: bytes) -> bytes:
-    return _gzip(data, compresslevel=GZIP_LEVEL, mtime=0)
+    def blobs(self, dictionary: Dictionary) -> tuple[Blob, ...]:
+        """The distinct spans as stored: each a zstd frame with `dictionary`."""
+        return tuple(Blob(digest, recording_codec.pack(literal, dictionary), len(literal), dictionary.sha256)
+                     for digest, literal in self.literals.items())
 
 
 def compress(rest: bytes, dictionary: Dictionary | None = None) -> bytes:
@@ -171,20 +176,19 @@ def extract(text: bytes, min_bytes: int = MIN_BYTES, snapshots: set[int] | froze
     pieces: list[bytes] = []
     offsets: list[int] = []
     hashes: list[bytes] = []
-    blobs: dict[bytes, Blob] = {}
+    literals: dict[bytes, bytes] = {}
     done = kept = 0
     for start, end in spans:
         literal = text[start:end]
         digest = hashlib.sha256(literal).digest()
-        if digest not in blobs:
-            blobs[digest] = Blob(digest, _pack(literal), len(literal))
+        literals.setdefault(digest, literal)
         pieces.append(text[done:start])
         kept += start - done
         offsets.append(kept)
         hashes.append(digest)
         done = end
     pieces.append(text[done:])
-    return Extracted(b"".join(pieces), tuple(offsets), tuple(hashes), tuple(blobs.values()))
+    return Extracted(b"".join(pieces), tuple(offsets), tuple(hashes), literals)
 
 
 def splice(rest: bytes, offsets: list[int], hashes: list[bytes], literals: dict[bytes, bytes],
@@ -211,15 +215,24 @@ def splice(rest: bytes, offsets: list[int], hashes: list[bytes], literals: dict[
     return text
 
 
-def literals(hashes: list[bytes], data: list[bytes], limit: int = 1 << 30) -> dict[bytes, bytes]:
-    """SHA-256 -> bytes, from the stored blobs (gzip, each inflated to at most `limit`
-    bytes: the segment's size); a blob whose bytes do not hash to its key is left out (so
-    `splice` refuses the segment)."""
+def literals(hashes: list[bytes], data: list[bytes], limit: int = 1 << 30,
+             names: list[bytes | None] | None = None,
+             dictionaries: Mapping[bytes, Dictionary] | None = None) -> dict[bytes, bytes]:
+    """SHA-256 -> bytes, from the stored blobs (gzip, or zstd with the dictionary `names`
+    gives for each, found in `dictionaries`; each decoded to at most `limit` bytes: the
+    segment's size); a blob whose bytes do not hash to its key is left out (so `splice`
+    refuses the segment). A dictionary not in `dictionaries` is CorruptSegment."""
     found: dict[bytes, bytes] = {}
-    for digest, blob in zip(hashes, data, strict=False):
+    for i, (digest, blob) in enumerate(zip(hashes, data, strict=False)):
         if blob is None:
             continue
-        literal = recording_codec.gunzip(bytes(blob), limit)
+        name = names[i] if names is not None and i < len(names) else None
+        dictionary = None
+        if name is not None:
+            dictionary = (dictionaries or {}).get(bytes(name))
+            if dictionary is None:
+                raise CorruptSegment(f"the dictionary of blob {bytes(digest).hex()} is missing")
+        literal = recording_codec.unpack(bytes(blob), dictionary, limit)
         if hashlib.sha256(literal).digest() == bytes(digest):
             found[bytes(digest)] = literal
     return found
@@ -236,11 +249,14 @@ class Body:
         return gzip.decompress(self.data) if self.gzip else self.data
 
 
-def resolve(row: dict, dictionary: Dictionary | None = None) -> Body:
+def resolve(row: dict, dictionary: Dictionary | None = None,
+            dictionaries: Mapping[bytes, Dictionary] | None = None) -> Body:
     """A stored segment's JSON from its row: `data`, `json_bytes`, `blobs`, `blob_offsets`,
-    `blob_data` (the blobs' gzip in the order of `blobs`; None where one is missing) and
+    `blob_data` (the blobs' stored bytes in the order of `blobs`; None where one is
+    missing), `blob_dictionaries` (the SHA-256 of each one's dictionary, None: gzip) and
     `dictionary` (the SHA-256 of the dictionary its zstd names, or None), with that
-    dictionary's bytes (`dictionary`, loaded by the caller: queries.recordings)."""
+    dictionary (`dictionary`) and the blobs' (`dictionaries`, by SHA-256), loaded by the
+    caller: queries.recordings."""
     data = bytes(row["data"])
     named = row.get("dictionary")
     if (None if named is None else bytes(named)) != (None if dictionary is None else dictionary.sha256):
@@ -254,6 +270,6 @@ def resolve(row: dict, dictionary: Dictionary | None = None) -> Body:
             raise CorruptSegment(f"the segment has {len(text)} bytes, not {size}")
         return Body(text, gzip=False)
     hashes = [bytes(h) for h in row["blobs"]]
-    found = literals(hashes, list(row["blob_data"] or []), size)
+    found = literals(hashes, list(row["blob_data"] or []), size, row.get("blob_dictionaries"), dictionaries)
     return Body(splice(recording_codec.unpack(data, dictionary, size), list(row["blob_offsets"]), hashes,
                        found, size), gzip=False)

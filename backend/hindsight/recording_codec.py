@@ -13,10 +13,20 @@ dictionary younger than `ROTATE`. Measured on the demo site's recordings (docs/D
 0.49-0.58 of plain gzip (gzip level 6) to 0.25-0.35, at about gzip's CPU cost to compress
 (level 9) and a quarter of it to decompress.
 
+An account's first recording (sql/migrations/0035; docs/DECISIONS.md, "An account's first
+recording"): the segment that makes the account's dictionary is itself compressed with it
+(its text is stored once: in the dictionary, not again in the segment), and the dictionary
+is made of the segment's whole text, its blobs included (the page's markup and stylesheets,
+which the account's next pages share); blobs are zstd with the account's dictionary too.
+Before an account has a dictionary, segments and blobs use `VOCABULARY`: rrweb's, HTML's
+and CSS's vocabulary, shipped with Hindsight (hindsight.recording_vocabulary: no data of
+any account), named by its SHA-256 like an account's dictionary but never stored.
+
 Formats, told apart by their magic numbers (so rows stored before 0030 read as before):
-- gzip (1f 8b): rows stored before 0030, and blobs;
+- gzip (1f 8b): rows stored before 0030, and blobs stored before 0035;
 - zstd (28 b5 2f fd): one frame with its content size and checksum, compressed with the
-  dictionary the row names (`recording_segments.dictionary`, its SHA-256) or with none.
+  dictionary the row names (`recording_segments.dictionary`, `recording_blobs.dictionary`:
+  its SHA-256) or with none.
 
 Every read is bounded and checked: the frame must declare its content size, no larger than
 the row's `json_bytes`; gzip is inflated at most to that size; a dictionary's bytes must hash
@@ -35,12 +45,16 @@ from datetime import timedelta
 
 import zstandard
 
+from . import recording_vocabulary
+
 # Measured (docs/DECISIONS.md): level 9 with the dictionary costs what gzip level 6 cost
 # (0.43 ms for a 16 KB segment text); level 12 saves 1-2 % more at 2.7x the CPU, 19 at 50x.
 LEVEL = 9
 DICTIONARY_LEVEL = 19      # a dictionary is stored once: its own bytes, compressed hard
-MIN_SOURCE = 8 * 1024      # a segment's text this long (once blobs are cut) can be a dictionary
-MAX_DICTIONARY = 32 * 1024  # its last bytes are (64 KiB measured no better)
+MIN_SOURCE = 8 * 1024      # a segment's text this long can be a dictionary
+# Its last bytes are (blobs first, then the rest). 32 KiB before 0035, when a dictionary was
+# the rest only (64 KiB measured no better for it); with the blobs a page's text is longer.
+MAX_DICTIONARY = 64 * 1024
 ROTATE = timedelta(days=1)  # a newer dictionary after this long (a site's pages change)
 CACHED = 256               # dictionaries kept per process (32 KiB each, with zstd's tables)
 
@@ -79,12 +93,20 @@ class Dictionary:
         return pack(self.raw, None, level=DICTIONARY_LEVEL)
 
 
-def dictionary_from(rest: bytes) -> Dictionary | None:
-    """A dictionary made of a segment's text (its rest, blobs cut out), or None when it is
-    shorter than MIN_SOURCE."""
-    if len(rest) < MIN_SOURCE:
+def dictionary_from(rest: bytes, literals: tuple[bytes, ...] = ()) -> Dictionary | None:
+    """A dictionary made of a segment's text: the blobs cut out of it (`literals`, each
+    once), then its rest, the last MAX_DICTIONARY bytes; None when shorter than MIN_SOURCE."""
+    text = b"".join((*literals, rest))
+    if len(text) < MIN_SOURCE:
         return None
-    return Dictionary.of(rest[-MAX_DICTIONARY:])
+    return Dictionary.of(text[-MAX_DICTIONARY:])
+
+
+# rrweb's vocabulary (hindsight.recording_vocabulary), for what an account stores before it
+# has a dictionary of its own. Its bytes never change: rows name it by this hash.
+VOCABULARY = Dictionary.of(recording_vocabulary.build())
+if VOCABULARY.sha256 != recording_vocabulary.SHA256:   # pragma: no cover - an edit of its lists
+    raise RuntimeError("hindsight.recording_vocabulary's bytes changed: rows stored with it would not read")
 
 
 def load_dictionary(sha256: bytes, stored: bytes) -> Dictionary:

@@ -137,8 +137,10 @@ def decode(body: bytes, encoding: str, segment: int, now: datetime,
            dictionary: recording_codec.Dictionary | None = None, make_dictionary: bool = False) -> Segment:
     """The segment to store: the rest of its text once large literals are cut out (see
     hindsight.recording_blobs), zstd-compressed with the account's `dictionary` (see
-    hindsight.recording_codec), its time range and event count; with `make_dictionary`, a
-    new dictionary of that rest when it is long enough. 400/413 with the reason otherwise."""
+    hindsight.recording_codec; rrweb's vocabulary without one), its time range and event
+    count; with `make_dictionary`, a new dictionary of its text (blobs, then the rest) when
+    it is long enough, which the segment and its blobs then use. 400/413 with the reason
+    otherwise."""
     if not body:
         raise bad_request("The request body is empty; send the segment's events.", {"body": ["Empty."]})
     if encoding == "gzip":
@@ -152,14 +154,18 @@ def decode(body: bytes, encoding: str, segment: int, now: datetime,
     cut = recording_blobs.extract(text, snapshots={i for i, event in enumerate(events)
                                                    if event.get("type") == FULL_SNAPSHOT})
     rest = text if cut is None else cut.rest
-    new = recording_codec.dictionary_from(rest) if make_dictionary else None
-    data = recording_blobs.compress(rest, dictionary)
+    new = (recording_codec.dictionary_from(rest, tuple(cut.literals.values()) if cut else ())
+           if make_dictionary else None)
+    # The segment that makes a dictionary is compressed with it (its text is stored once:
+    # in the dictionary); before the account has one, with rrweb's vocabulary (0035).
+    used = new or dictionary or recording_codec.VOCABULARY
+    data = recording_blobs.compress(rest, used)
     if cut is None:
         return Segment(segment=segment, started_at=_when(first), ended_at=_when(last),
                        event_count=len(events), full_snapshot=full_snapshot, data=data,
-                       json_bytes=len(text), dictionary=dictionary, new_dictionary=new)
+                       json_bytes=len(text), dictionary=used, new_dictionary=new)
     return Segment(segment=segment, started_at=_when(first), ended_at=_when(last),
                    event_count=len(events), full_snapshot=full_snapshot,
                    data=data, json_bytes=len(text),
-                   blob_offsets=cut.offsets, blob_hashes=cut.hashes, blobs=cut.blobs,
-                   dictionary=dictionary, new_dictionary=new)
+                   blob_offsets=cut.offsets, blob_hashes=cut.hashes, blobs=cut.blobs(used),
+                   dictionary=used, new_dictionary=new)

@@ -223,9 +223,12 @@ def reclaim_recording_blobs(conn: Conn) -> dict:
     """Step 5, recordings: blobs no segment references any more (0028); each batch locks
     its candidates, then deletes those still unreferenced, in one transaction."""
     blobs, reclaimed_bytes = _reclaim_in_batches(conn, recordings.reclaim_blobs)
-    # and the dictionaries no segment uses any more (0030)
+    # blobs whose dictionary's source session is gone, compressed with the vocabulary (0035)
+    recompressed, _ = _reclaim_in_batches(conn, recordings.recompress_orphaned_blobs)
+    # and the dictionaries no segment or blob uses any more (0030)
     dictionaries, dictionary_bytes = _reclaim_in_batches(conn, recordings.reclaim_dictionaries)
     return {"recording_blobs_deleted": blobs, "recording_blob_bytes_reclaimed": reclaimed_bytes,
+            "recording_blobs_recompressed": recompressed,
             "recording_dictionaries_deleted": dictionaries,
             "recording_dictionary_bytes_reclaimed": dictionary_bytes}
 

@@ -1,4 +1,4 @@
-"""DOM recording segments (0019), their blobs (0028) and dictionaries (0030): authorize and
+"""DOM recording segments (0019), their blobs (0028; zstd since 0035) and dictionaries (0030): authorize and
 check for a re-send in one statement, store one (with its blobs) in one, list a session's,
 read one's JSON.
 
@@ -27,15 +27,16 @@ class Segment:
     ended_at: datetime
     event_count: int
     full_snapshot: bool
-    data: bytes          # gzip of the JSON array (of its rest, when blobs were cut out)
+    data: bytes          # zstd of the JSON array (of its rest, when blobs were cut out)
     json_bytes: int
     # The large literals cut out (hindsight.recording_blobs): where each goes back in the
     # rest, which it is, and each distinct one once. Empty: `data` is the whole JSON.
     blob_offsets: tuple[int, ...] = ()
     blob_hashes: tuple[bytes, ...] = ()
     blobs: tuple[recording_blobs.Blob, ...] = ()
-    # The dictionary `data` was compressed with (recording_codec; None: none, or gzip), and
-    # one this upload makes of its text for the account's next segments (None: none).
+    # The dictionary `data` and the blobs were compressed with (recording_codec: the
+    # account's, or rrweb's vocabulary; None: none, or gzip), and one this upload makes of
+    # its text for the account's next segments (None: none; when made, `dictionary` is it).
     dictionary: Dictionary | None = None
     new_dictionary: Dictionary | None = None
 
@@ -60,11 +61,13 @@ FROM writer
 
 # One statement: the blobs (each upserted, which locks it against a concurrent reclaim
 # until this commits: 0028; in the order of their hashes, as every writer and erasure lock
-# them), the dictionary the segment's bytes need (locked likewise: 0030; no segment is
-# stored when it is gone), the segment, a new dictionary of the account when the upload
-# made one (unless one was made since), and the session's last activity when it was new.
-# The session row is read through the account, so a session of another account stores
-# nothing; the dictionary is looked up in the account, so no segment names another's.
+# them), the dictionary the segment's and blobs' bytes need (locked likewise: 0030; no
+# segment is stored when it is gone), the segment, a new dictionary of the account when the
+# upload made one (unless one was made since; the segment then names the new one, 0035:
+# stored when it was inserted), and the session's last activity when it was new. rrweb's
+# vocabulary (recording_codec.VOCABULARY) is never stored: always usable. The session row is
+# read through the account, so a session of another account stores nothing; the dictionary
+# is looked up in the account, so no segment names another's.
 STORE = """
 WITH session AS (
     SELECT session_id, started_at FROM sessions
@@ -73,26 +76,30 @@ WITH session AS (
     SELECT sha256 FROM recording_dictionaries
     WHERE account_id = %(account_id)s AND sha256 = %(dictionary)s::bytea
     FOR KEY SHARE
-), usable AS (
-    SELECT session.* FROM session
-    WHERE %(dictionary)s::bytea IS NULL OR EXISTS (SELECT 1 FROM dictionary)
 ), new_dictionary AS (
     INSERT INTO recording_dictionaries (account_id, sha256, data, stored_bytes, dictionary_bytes,
                                         source_session_id)
     SELECT %(account_id)s, %(new_sha256)s::bytea, %(new_data)s::bytea, octet_length(%(new_data)s::bytea),
            %(new_bytes)s::integer, session_id
-    FROM usable
+    FROM session
     WHERE %(new_sha256)s::bytea IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM recording_dictionaries
                       WHERE account_id = %(account_id)s AND created_at > now() - %(rotate)s::interval)
     ON CONFLICT DO NOTHING
+    RETURNING sha256
+), usable AS (
+    SELECT session.* FROM session
+    WHERE %(dictionary)s::bytea IS NULL OR %(dictionary)s::bytea = %(vocabulary)s::bytea
+       OR EXISTS (SELECT 1 FROM dictionary)
+       OR EXISTS (SELECT 1 FROM new_dictionary WHERE sha256 = %(dictionary)s::bytea)
 ), blobs AS (
     INSERT INTO recording_blobs AS b (account_id, sha256, data, gzip_bytes, json_bytes,
-                                      first_session_at, last_session_at)
+                                      first_session_at, last_session_at, dictionary)
     SELECT %(account_id)s, u.sha256, u.data, octet_length(u.data), u.json_bytes,
-           session.started_at, session.started_at
-    FROM usable AS session, unnest(%(blob_sha256)s::bytea[], %(blob_data)s::bytea[], %(blob_json)s::integer[])
-                  AS u(sha256, data, json_bytes)
+           session.started_at, session.started_at, u.dictionary
+    FROM usable AS session, unnest(%(blob_sha256)s::bytea[], %(blob_data)s::bytea[], %(blob_json)s::integer[],
+                                   %(blob_dictionary)s::bytea[])
+                  AS u(sha256, data, json_bytes, dictionary)
     ON CONFLICT (account_id, sha256) DO UPDATE
         SET first_session_at = least(b.first_session_at, excluded.first_session_at),
             last_session_at = greatest(b.last_session_at, excluded.last_session_at)
@@ -126,12 +133,17 @@ WHERE session_id = %(session_id)s AND session_started_at = %(session_started_at)
 """
 
 # What a read needs to give back the segment's JSON: its blobs' bytes in the order of
-# `blobs` (NULL where one is missing: recording_blobs.resolve refuses the segment).
+# `blobs` (NULL where one is missing: recording_blobs.resolve refuses the segment), and the
+# dictionary each was compressed with (0035; NULL: gzip).
 BODY_COLUMNS = """s.account_id, s.data, s.json_bytes, s.blobs, s.blob_offsets, s.dictionary,
     CASE WHEN s.blobs IS NOT NULL THEN ARRAY(
         SELECT b.data FROM unnest(s.blobs) WITH ORDINALITY AS u(sha256, i)
         LEFT JOIN recording_blobs b ON b.account_id = s.account_id AND b.sha256 = u.sha256
-        ORDER BY u.i) END AS blob_data"""
+        ORDER BY u.i) END AS blob_data,
+    CASE WHEN s.blobs IS NOT NULL THEN ARRAY(
+        SELECT b.dictionary FROM unnest(s.blobs) WITH ORDINALITY AS u(sha256, i)
+        LEFT JOIN recording_blobs b ON b.account_id = s.account_id AND b.sha256 = u.sha256
+        ORDER BY u.i) END AS blob_dictionaries"""
 
 # A page of the session's segments after segment `after`, in order. With `from`, the list
 # starts at the last full snapshot taken at or before it (a player needs it to show that
@@ -200,7 +212,8 @@ def store(conn: Conn, account_id: uuid.UUID, host: str, session_id: uuid.UUID,
         "full_snapshot": seg.full_snapshot, "data": seg.data, "gzip_bytes": len(seg.data),
         "json_bytes": seg.json_bytes,
         "blob_sha256": [b.sha256 for b in blobs], "blob_data": [b.data for b in blobs],
-        "blob_json": [b.json_bytes for b in blobs],
+        "blob_json": [b.json_bytes for b in blobs], "blob_dictionary": [b.dictionary for b in blobs],
+        "vocabulary": recording_codec.VOCABULARY.sha256,
         "blobs": list(seg.blob_hashes) if refs else None,
         "blob_offsets": list(seg.blob_offsets) if refs else None,
         "dictionary": seg.dictionary.sha256 if seg.dictionary else None,
@@ -212,6 +225,8 @@ def store(conn: Conn, account_id: uuid.UUID, host: str, session_id: uuid.UUID,
     if not row["usable"]:
         raise DictionaryGone()
     if row["stored"]:
+        if new is not None:   # the account's next uploads in this process need not read it back
+            DICTIONARIES.put(account_id, new)
         return True, seg.event_count
     # Stored before (a re-send that raced the first one): answer with what is stored.
     existing = stored_count(conn, account_id, session_id, seg.segment)
@@ -241,7 +256,10 @@ DICTIONARY = "SELECT data FROM recording_dictionaries WHERE account_id = %s AND 
 
 def dictionary(conn: Conn, account_id: uuid.UUID, sha256: bytes) -> Dictionary | None:
     """The account's dictionary by its key, from this process's cache or the database
-    (checked against its key when loaded); None: the account has no such dictionary."""
+    (checked against its key when loaded), or rrweb's vocabulary (every account's, never
+    stored); None: the account has no such dictionary."""
+    if bytes(sha256) == recording_codec.VOCABULARY.sha256:
+        return recording_codec.VOCABULARY
     found = DICTIONARIES.get(account_id, sha256)
     if found is None:
         row = conn.execute(DICTIONARY, (account_id, bytes(sha256))).fetchone()
@@ -252,16 +270,27 @@ def dictionary(conn: Conn, account_id: uuid.UUID, sha256: bytes) -> Dictionary |
     return found
 
 
+def _dictionaries(conn: Conn, account_id: uuid.UUID, names) -> dict[bytes, Dictionary]:
+    """The account's dictionaries by these keys (None left out); CorruptSegment when one
+    is missing."""
+    found: dict[bytes, Dictionary] = {}
+    for name in names:
+        if name is None or bytes(name) in found:
+            continue
+        loaded = dictionary(conn, account_id, bytes(name))
+        if loaded is None:
+            raise CorruptSegment(f"dictionary {bytes(name).hex()} is missing")
+        found[bytes(name)] = loaded
+    return found
+
+
 def resolve(conn: Conn, row: dict) -> recording_blobs.Body:
-    """A segment's JSON from its row (BODY_COLUMNS), with its dictionary looked up in the
-    segment's own account; CorruptSegment when anything it names is missing or altered."""
+    """A segment's JSON from its row (BODY_COLUMNS), with its dictionary and its blobs'
+    looked up in the segment's own account; CorruptSegment when anything it names is
+    missing or altered."""
     named = row.get("dictionary")
-    found = None
-    if named is not None:
-        found = dictionary(conn, row["account_id"], bytes(named))
-        if found is None:
-            raise CorruptSegment(f"dictionary {bytes(named).hex()} is missing")
-    return recording_blobs.resolve(row, found)
+    found = _dictionaries(conn, row["account_id"], [named, *(row.get("blob_dictionaries") or ())])
+    return recording_blobs.resolve(row, None if named is None else found[bytes(named)], found)
 
 
 def segment_data(conn: Conn, account_id: uuid.UUID, session_id: uuid.UUID,
@@ -279,7 +308,8 @@ def segment_bodies(conn: Conn, account_id: uuid.UUID, session_ids: list[uuid.UUI
     rows = conn.execute(SEGMENT_BODIES, (account_id, session_ids)).fetchall()
     for row in rows:
         row["json"] = resolve(conn, row).json()
-        for column in ("account_id", "data", "json_bytes", "blobs", "blob_offsets", "blob_data", "dictionary"):
+        for column in ("account_id", "data", "json_bytes", "blobs", "blob_offsets", "blob_data",
+                       "blob_dictionaries", "dictionary"):
             del row[column]
     return rows
 
@@ -333,10 +363,12 @@ def reclaim_blobs(conn: Conn, batch: int) -> tuple[int, int]:
 
 # Dictionaries (0030), reclaimed like blobs: lock the candidates, then check for users in a
 # new statement (an upload that names one holds it FOR KEY SHARE until it commits). One is
-# kept while a segment uses it, and while it is its account's newest unless its source
-# session is gone.
+# kept while a segment or a blob (0035) uses it, and while it is its account's newest unless
+# its source session is gone.
 _UNUSED_DICTIONARY = """NOT EXISTS (SELECT 1 FROM recording_segments r
-                  WHERE r.account_id = d.account_id AND r.dictionary = d.sha256)"""
+                  WHERE r.account_id = d.account_id AND r.dictionary = d.sha256)
+       AND NOT EXISTS (SELECT 1 FROM recording_blobs bl
+                       WHERE bl.account_id = d.account_id AND bl.dictionary = d.sha256)"""
 _REPLACEABLE_DICTIONARY = """(EXISTS (SELECT 1 FROM recording_dictionaries n
                  WHERE n.account_id = d.account_id AND n.created_at > d.created_at)
        OR NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = d.source_session_id))"""
@@ -365,9 +397,45 @@ SELECT s.session_id, s.session_started_at, s.segment, s.data, s.json_bytes
 FROM recording_segments s WHERE s.account_id = %s AND s.dictionary = %s
 """
 RECOMPRESSED = """
-UPDATE recording_segments SET data = %(data)s, gzip_bytes = octet_length(%(data)s), dictionary = NULL
+UPDATE recording_segments SET data = %(data)s, gzip_bytes = octet_length(%(data)s), dictionary = %(dictionary)s
 WHERE session_id = %(session_id)s AND session_started_at = %(session_started_at)s AND segment = %(segment)s
 """
+# The blobs compressed with a dictionary (0035), locked: re-compressed with the vocabulary.
+BLOB_DICTIONARY_USERS = """
+SELECT account_id, sha256, data, json_bytes FROM recording_blobs
+WHERE account_id = %s AND dictionary = %s ORDER BY sha256 FOR UPDATE
+"""
+BLOB_RECOMPRESSED = """
+UPDATE recording_blobs SET data = %(data)s, gzip_bytes = octet_length(%(data)s), dictionary = %(dictionary)s
+WHERE account_id = %(account_id)s AND sha256 = %(sha256)s
+"""
+# Blobs whose dictionary was made of a session that is gone (retention): a stylesheet's blob
+# may be used for months, its dictionary must not keep an expired session's text that long.
+LOCK_ORPHANED_BLOBS = """
+SELECT b.account_id, b.sha256, b.data, b.json_bytes, b.dictionary FROM recording_blobs b
+JOIN recording_dictionaries d ON d.account_id = b.account_id AND d.sha256 = b.dictionary
+WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = d.source_session_id)
+LIMIT %s FOR UPDATE OF b SKIP LOCKED
+"""
+
+
+def _recompress_blob(conn: Conn, row: dict, found: Dictionary | None) -> int:
+    """One locked blob row compressed again with the vocabulary instead of `found`."""
+    literal = recording_codec.unpack(bytes(row["data"]), found, row["json_bytes"])
+    vocabulary = recording_codec.VOCABULARY
+    conn.execute(BLOB_RECOMPRESSED, {"account_id": row["account_id"], "sha256": row["sha256"],
+                                     "data": recording_codec.pack(literal, vocabulary),
+                                     "dictionary": vocabulary.sha256})
+    return 1
+
+
+def recompress_orphaned_blobs(conn: Conn, batch: int) -> tuple[int, int]:
+    """Compress up to `batch` blobs whose dictionary's source session is gone again with the
+    vocabulary (the dictionary can then be reclaimed); (blobs, 0). Run it in a transaction."""
+    done = 0
+    for row in conn.execute(LOCK_ORPHANED_BLOBS, (batch,)).fetchall():
+        done += _recompress_blob(conn, row, dictionary(conn, row["account_id"], bytes(row["dictionary"])))
+    return done, 0
 
 
 def reclaim_dictionaries(conn: Conn, batch: int) -> tuple[int, int]:
@@ -384,17 +452,22 @@ def reclaim_dictionaries(conn: Conn, batch: int) -> tuple[int, int]:
 def erase_dictionaries(conn: Conn, account_id: uuid.UUID, session_ids: list[uuid.UUID],
                        used: list[bytes]) -> tuple[int, int]:
     """After the segments of erased sessions are deleted (in the erasure's transaction):
-    the dictionaries made of those sessions' text go, once every other segment that used
-    one is compressed again without it; and those only the erased segments used go unless
-    one is still its account's newest. (dictionaries deleted, segments recompressed)."""
+    the dictionaries made of those sessions' text go, once every other segment and every
+    blob that used one is compressed again with the vocabulary instead; and those only the
+    erased segments used go unless one is still its account's newest. (dictionaries
+    deleted, segments and blobs recompressed)."""
     made = [bytes(r["sha256"]) for r in conn.execute(SOURCE_DICTIONARIES, (account_id, session_ids)).fetchall()]
     recompressed = 0
+    vocabulary = recording_codec.VOCABULARY
     for sha in made:
         found = dictionary(conn, account_id, sha)
         for row in conn.execute(DICTIONARY_USERS, (account_id, sha)).fetchall():
             rest = recording_codec.unpack(bytes(row["data"]), found, row["json_bytes"])
-            conn.execute(RECOMPRESSED, {**row, "data": recording_codec.pack(rest, None)})
+            conn.execute(RECOMPRESSED, {**row, "data": recording_codec.pack(rest, vocabulary),
+                                        "dictionary": vocabulary.sha256})
             recompressed += 1
+        for row in conn.execute(BLOB_DICTIONARY_USERS, (account_id, sha)).fetchall():
+            recompressed += _recompress_blob(conn, row, found)
     gone = [bytes(h) for h in used if h is not None and bytes(h) not in made]
     locked = [r["sha256"] for r in conn.execute(LOCK_DICTIONARIES, (account_id, sorted(set(gone)))).fetchall()]
     candidates = made + [bytes(h) for h in locked]
