@@ -56,7 +56,8 @@ MIN_SOURCE = 8 * 1024      # a segment's text this long can be a dictionary
 # the rest only (64 KiB measured no better for it); with the blobs a page's text is longer.
 MAX_DICTIONARY = 64 * 1024
 ROTATE = timedelta(days=1)  # a newer dictionary after this long (a site's pages change)
-CACHED = 256               # dictionaries kept per process (32 KiB each, with zstd's tables)
+CACHED = 256               # dictionaries kept per process (up to 64 KiB each; the ones written
+                           # with also hold zstd's compression tables, ~0.7 MB each)
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -74,6 +75,7 @@ class Dictionary:
     sha256: bytes
     raw: bytes
     _zstd: list = field(default_factory=list, compare=False, repr=False)
+    _plain: list = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def of(cls, raw: bytes) -> Dictionary:
@@ -87,6 +89,14 @@ class Dictionary:
             made.precompute_compress(level=LEVEL)
             self._zstd.append(made)
         return self._zstd[0]
+
+    def zstd_for_reading(self) -> zstandard.ZstdCompressionDict:
+        """zstd's form of it without the compression tables (about 0.7 MB at LEVEL, which
+        only writing needs): what reads use, so a cache full of dictionaries that are only
+        read (replays of many accounts) holds their bytes, not their tables."""
+        if not self._plain:
+            self._plain.append(zstandard.ZstdCompressionDict(self.raw, dict_type=zstandard.DICT_TYPE_RAWCONTENT))
+        return self._plain[0]
 
     def stored(self) -> bytes:
         """What recording_dictionaries.data holds: the bytes, zstd-compressed (no dictionary)."""
@@ -156,7 +166,7 @@ def unpack(data: bytes, dictionary: Dictionary | None, limit: int) -> bytes:
         raise CorruptSegment(f"stored zstd frame declares {size} bytes (at most {limit})")
     if not params.has_checksum:
         raise CorruptSegment("stored zstd frame has no checksum")
-    decompressor = zstandard.ZstdDecompressor(dict_data=dictionary.zstd() if dictionary else None)
+    decompressor = zstandard.ZstdDecompressor(dict_data=dictionary.zstd_for_reading() if dictionary else None)
     try:
         out = decompressor.decompress(data, max_output_size=limit)
     except zstandard.ZstdError as exc:   # checksum mismatch: another dictionary, altered bytes
