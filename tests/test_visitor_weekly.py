@@ -282,3 +282,27 @@ def test_a_partial_day_is_stored_read_once_and_replaced_by_the_next_refresh(part
                             "AND started_at < %s", (a, day, day + timedelta(days=1))).fetchone()["n"]
     assert whole == want > 20
     _equal_to_the_raw_rows(url, a, days)
+
+
+def test_a_weekly_refresh_behind_the_daily_one_never_reads_its_partial_week_as_whole(partial):
+    """The weekly roll-up's watermark inside a week the daily one has gone past (its refresh
+    failed, say): readers take that week from the daily rows, whole weeks only from the store."""
+    url, day, a = partial["url"], partial["day"], partial["id"]
+    _refresh_at(url, day + timedelta(days=1, hours=3, minutes=30))  # the partial test's last state
+    with connect(url) as conn:
+        marks = {r["rollup"]: r["materialized_until"] for r in conn.execute("SELECT * FROM rollup_watermarks")}
+        this_monday = traffic._floor(marks["visits_daily"], timedelta(days=1)) - timedelta(
+            days=marks["visits_daily"].weekday())
+        behind = this_monday - timedelta(days=3) + timedelta(hours=2)  # inside the week before
+        conn.execute("UPDATE rollup_watermarks SET materialized_until = %s WHERE rollup LIKE '%%_weekly'", (behind,))
+    try:
+        days = traffic.day_range(partial["now"] - timedelta(days=30), partial["now"])
+        params = _equal_to_the_raw_rows(url, a, days)
+        assert params["visits_week0"] < params["visits_wend"]  # whole weeks are read
+        monday = behind - timedelta(days=behind.weekday(), hours=behind.hour)
+        # The weekly rows read, [week0, wend): none, or whole weeks ending by the week the
+        # weekly watermark is in.
+        assert params["visits_wend"] == params["visits_wcut"]
+        assert params["visits_week0"] == params["visits_wend"] or params["visits_wend"] <= monday
+    finally:
+        _refresh_at(url, day + timedelta(days=1, hours=3, minutes=30))

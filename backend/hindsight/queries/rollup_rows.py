@@ -140,7 +140,9 @@ def params(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None,
                 dcut, dend = daily, today + DAY
         # Whole weeks inside [day0, dcut) that the weekly store holds.
         week0 = week_floor(day0) if week_floor(day0) == day0 else week_floor(day0) + WEEK
-        wcut = min(week_floor(dcut), mark(f"{prefix}_weekly", day0, day1))
+        # (Whole weeks below the weekly watermark: a partial week's row is never read as a
+        # whole one, even when the weekly refresh is behind the daily one.)
+        wcut = min(week_floor(dcut), week_floor(mark(f"{prefix}_weekly", day0, day1)))
         if not weeks or week0 >= wcut:
             week0 = wcut = day0
         wend = wcut
