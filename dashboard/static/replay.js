@@ -28,7 +28,7 @@
     session: null, t0: 0, duration: 1, events: [], shots: [], markers: [],
     // Per event, the state after it: page URL, document scroll, mouse position.
     after: [], complete: false, cur: 0, playing: false, speed: 1, skip: true,
-    last: 0, shotId: null, currentIndex: -1
+    last: 0, shotId: null, currentIndex: -1, waiting: false
   };
 
   function ts(s) { return Date.parse(s); }
@@ -380,7 +380,12 @@
   function domPlayerStart(playerUrl) {
     D = {
       segs: [], from: -1, to: -1, gen: 0, pending: null, appending: false, ready: false, queue: [], loaded: false,
-      starting: false, code: null, building: false
+      starting: false, code: null, building: false,
+      // The player's clock (frame, below): loads and syncs are numbered (seq); `clock` is
+      // the player's latest answer; `move` counts the page's own moves of the clock (a seek,
+      // a skipped inactivity, play, pause, a wait for data, a new window), after which rrweb
+      // starts again at the page's moment.
+      seq: 0, move: 0, clock: null, playingSent: null
     };
     img.hidden = true;
     noShot.hidden = true;
@@ -435,8 +440,13 @@
         // painted, and the session's data (when it waited for the first frame) now.
         requestAnimationFrame(function () { setTimeout(listStart); });
         afterFirst();
+      } else if (m.type === 'clock') {
+        // rrweb's moment and when it read it (see replay_player.js), for the move the sync
+        // carried.
+        if (!D.clock || m.seq > D.clock.seq) D.clock = m;
       } else if (m.type === 'error') {
         D.building = false;
+        D.clock = { seq: D.seq, move: D.move, running: false };   // no answer is coming: our clock runs
         loading.textContent = 'could not replay the recording: ' + m.message;
         afterFirst();
         listStart();
@@ -460,6 +470,13 @@
   }
 
   function domPost(message) {
+    if (message.type === 'load' || message.type === 'sync') {
+      // Numbered: its answer ('clock') says where rrweb is.
+      if (message.type === 'load') D.move++;
+      message.move = D.move;
+      message.seq = ++D.seq;
+      D.playingSent = message.playing;
+    }
     if (!D.ready) { D.queue.push(message); return; }
     if (message.type === 'load') D.building = true;   // until the player says it is drawn ('loaded', 'error')
     domPlayer().postMessage(message, '*');   // '*': the player's origin is opaque
@@ -497,7 +514,7 @@
       loading.textContent = '';
       root.dataset.domWindow = from + '-' + to;
       var moment = at != null && !S.session ? at : S.t0 + S.cur;
-      domPost({ type: 'load', segments: texts, at: moment, playing: S.playing, speed: S.speed });
+      domPost({ type: 'load', segments: texts, at: moment, playing: S.playing && !S.waiting, speed: S.speed });
       render();
     }).catch(function (err) {
       if (!D || gen !== D.gen) return;
@@ -532,7 +549,11 @@
       return;
     }
     if (D.pending) D.gen++, D.pending = null;   // a load that is no longer needed
-    domPost({ type: 'sync', at: abs, playing: S.playing, speed: S.speed });
+    // Playing, unless the clock waits for data (rrweb would run ahead of it): a change
+    // of that is a move (rrweb stops, or starts again at the page's moment).
+    var playing = S.playing && !S.waiting;
+    if (playing !== D.playingSent) D.move++;
+    domPost({ type: 'sync', at: abs, playing: playing, speed: S.speed });
     if (S.playing && !D.appending && D.to < D.segs.length - 1 && D.segs[D.to].end - abs < LOOKAHEAD_MS * S.speed) domAppend();
   }
 
@@ -544,17 +565,40 @@
 
   // ------------------------------------------------------------------ playback
 
-  function frame(now) {
+  // The clock. With a DOM recording, while rrweb plays, the player's clock leads and this
+  // one follows it: the moment rrweb reached when it last read its clock (the player's
+  // latest answer, 'clock'), plus the time since (both documents share
+  // performance.timeOrigin + performance.now()). So the timeline, the event list and the
+  // markers show the moment the player shows, within a frame, also when a busy machine
+  // stretches the frames (rrweb's clock advances by the whole time between them; ours used
+  // to stop at 250 ms a frame and fell behind it). After a move the player has not answered
+  // yet (rrweb starts again at our moment, rebuilding the page), the clock waits for the
+  // answer. Elsewhere (no recording, rrweb paused or past its last event, before the first
+  // full snapshot) it runs by itself, at most 250 ms a frame (a hidden tab's frames stop).
+  function frame() {
     if (!S.playing) return;
+    // Now, not the frame's time that requestAnimationFrame gives: after a long task that
+    // is the time the frame was due, long before (rrweb's clock reads performance.now()).
+    var now = performance.now();
     var dt = Math.min(250, now - S.last);
     S.last = now;
-    var next = S.cur + dt * S.speed;
+    var next = S.cur + dt * S.speed, c = D && D.clock;
+    if (D && D.loaded && !D.pending) {
+      if (!c || c.move !== D.move) next = S.cur;
+      else if (c.running) next = Math.max(S.cur, c.at - S.t0 + Math.max(0, performance.timeOrigin + now - c.when) * S.speed);
+    }
     var i = indexAt(S.cur);
     var upcoming = S.events[i + 1];
-    if (S.skip && upcoming && upcoming.t - S.cur > IDLE_MS) next = Math.max(next, upcoming.t - IDLE_MS / 4);
+    var skipTo = upcoming ? upcoming.t - IDLE_MS / 4 : 0;
+    var skip = S.skip && upcoming && upcoming.t - S.cur > IDLE_MS && skipTo > next;
+    if (skip) next = skipTo;
     var loadedUntil = S.events.length ? S.events[S.events.length - 1].t : 0;
-    if (!S.complete && next > loadedUntil) next = loadedUntil; // wait for the next page of events
-    if (D) next = Math.min(next, domEdge());                    // and for the recording
+    var until = S.complete ? Infinity : loadedUntil;           // wait for the next page of events
+    if (D) until = Math.min(until, domEdge());                   // and for the recording
+    // Waiting for data the player has (not for a window it loads): rrweb stops meanwhile.
+    S.waiting = next > until && !!D && D.ready && !D.pending;
+    if (next > until) next = until;
+    if (skip && D && next > S.cur) D.move++;                     // rrweb starts again there
     if (next >= S.duration && S.complete) {
       S.cur = S.duration;
       pause();
@@ -571,6 +615,7 @@
     if (!S.session) return;
     if (S.cur >= S.duration) S.cur = 0;
     S.playing = true;
+    S.waiting = false;
     S.last = performance.now();
     playBtn.textContent = '❚❚ Pause';
     playBtn.setAttribute('aria-label', 'pause');
@@ -589,6 +634,7 @@
   function seek(t) {
     if (!S.session) return;
     S.cur = Math.max(0, Math.min(S.duration, t));
+    if (D) D.move++;
     remember();
     render();
   }

@@ -7,13 +7,23 @@
 //   {type: 'replayer', source, integrity}          rrweb's replayer (dashboard/static/dist/
 //                                                  rrweb-replay.js, fetched by the replay
 //                                                  page) and its sha256-…: run once
-//   {type: 'load', segments, at, playing, speed}   a new window: its segments' JSON texts
+//   {type: 'load', segments, at, playing, speed, move, seq}
+//                                                  a new window: its segments' JSON texts
 //                                                  (rrweb events, from a seek point)
 //   {type: 'append', segment}                      the next segment's JSON text, while it plays
-//   {type: 'sync', at, playing, speed}             the replay page's clock (ms since the epoch)
+//   {type: 'sync', at, playing, speed, move, seq}  the replay page's clock (ms since the epoch)
 //   {type: 'ping'}                                 say 'ready' again
 //
-// and answers {type: 'ready'}, {type: 'loaded', first, last}, {type: 'error', message}.
+// and answers {type: 'ready'}, {type: 'loaded', first, last}, {type: 'error', message}, and
+// each 'load' and 'sync' with {type: 'clock', seq, move, running, at, when}: whether rrweb
+// plays, and then the moment it has reached (ms since the epoch) and when it read its clock
+// for that (performance.timeOrigin + performance.now(), which both documents share).
+// While rrweb plays, its clock leads: it advances by the time between the browser's frames,
+// however long they get on a busy machine, and the replay page's clock follows what the
+// answers say (replay.js, frame). The page's clock leads only where rrweb has nothing to
+// play (paused, before the window's first full snapshot, past its last event) and when the
+// page moves it itself: `move` changes on a seek, a skipped inactivity, play and pause; then
+// rrweb starts again at the page's moment.
 // 'ready' is said at once and again, more and more rarely, until the replay page's first
 // message: the replay page may start listening after the player has started (its script is
 // deferred) and does not touch this frame before the player has spoken.
@@ -22,7 +32,6 @@
 (function () {
   'use strict';
 
-  var DRIFT_MS = 250;      // re-align rrweb's clock with the replay page's beyond this
   // The dashboard's origin (ours is opaque: 'null'). /dashboard/player may be framed by
   // dashboard pages only (frame-ancestors 'self'), so the top window is the dashboard; where
   // the browser names its ancestors' origins we hold it to that, else to the origin of the
@@ -33,6 +42,17 @@
   var box = document.getElementById('player');
   var message = document.getElementById('message');
   var replayer = null, base = 0, last = 0, running = false, speed = 1, size = null, shown = null;
+  var move = null;      // the replay page's last move of its clock (see above)
+  var finished = false; // rrweb played every event it has
+  // When rrweb last read its clock: it does so once a frame (requestAnimationFrame), and so
+  // does tick, in the same frames. performance.now(); the start of play when it just started.
+  var sampled = 0, ticking = false;
+
+  function tick() {
+    if (!running) { ticking = false; return; }
+    sampled = performance.now();
+    requestAnimationFrame(tick);
+  }
   var shown0 = 0;   // the earliest moment shown: just after the window's first full snapshot
 
   // '*' only before the dashboard's origin is known: for 'ready', which says nothing.
@@ -51,29 +71,40 @@
   // snapshot on (just after it: rrweb applies the events *before* an offset when it seeks).
   function offset(at) { return Math.max(at, shown0) - base; }
 
-  function sync(at, playing, newSpeed) {
-    if (!replayer) return;
-    if (newSpeed && newSpeed !== speed) {
-      speed = newSpeed;
-      replayer.setConfig({ speed: speed });
-      if (running) running = false;   // restart below at the new speed
-    }
-    var off = offset(at);
-    if (!playing || at > last) {
-      // Paused, or past the last event loaded (nothing changes after it): show that moment.
-      // rrweb applies the events before it at once, from the last full snapshot before it
-      // when going back (last + 1: the last event itself too).
-      // Moments that show the same (before the first full snapshot) are one: no rebuild.
-      var target = offset(Math.min(at, last + 1));
-      if (running || shown !== target) replayer.pause(target);
-      shown = target;
-      running = false;
-    } else if (!running || Math.abs(replayer.getCurrentTime() - off) > DRIFT_MS * speed) {
-      replayer.play(off);
-      running = true;
-      shown = null;
+  function sync(m) {
+    var at = m.at, moved = m.move !== move;
+    move = m.move;
+    if (replayer) {
+      // A new speed: rrweb's clock runs at it from its next frame on (no restart).
+      if (m.speed && m.speed !== speed) replayer.setConfig({ speed: (speed = m.speed) });
+      // rrweb played to its last event (the page's clock may be a little behind it): it
+      // stays there until the page moves its clock or more events come.
+      var ended = finished && !moved;
+      if (!m.playing || at >= last || at < shown0 || ended) {
+        // Paused, past the last event loaded (nothing changes after it), or before the
+        // window's first full snapshot (the page exists from it on): show that moment, and
+        // let the page's clock run. rrweb applies the events before it at once, from the
+        // last full snapshot before it when going back (last + 1: the last event itself too).
+        // Moments that show the same (before the first full snapshot) are one: no rebuild.
+        var target = offset(ended ? last + 1 : Math.min(at, last + 1));
+        if (running || shown !== target) replayer.pause(target);
+        shown = target;
+        running = false;
+      } else if (!running || moved) {
+        replayer.play(offset(at));
+        sampled = performance.now();   // rrweb's clock starts now, at offset(at)
+        running = true;
+        finished = false;
+        shown = null;
+        if (!ticking) {
+          ticking = true;
+          requestAnimationFrame(tick);
+        }
+      }
     }
     document.body.dataset.at = String(Math.round(at));
+    tell({ type: 'clock', seq: m.seq, move: m.move, running: running,
+           at: running ? base + replayer.getCurrentTime() : at, when: performance.timeOrigin + sampled });
   }
 
   // rrweb's replayer, from its text. The CSP runs it only if its SHA-256 is the one the
@@ -123,7 +154,7 @@
     return events;
   }
 
-  function load(events, at, playing, newSpeed) {
+  function load(events, m) {
     if (replayer) {
       replayer.destroy();
       replayer = null;
@@ -140,7 +171,9 @@
     var snapshot = events.filter(function (e) { return e.type === 2; })[0];
     shown0 = (snapshot ? snapshot.timestamp : base) + 1;
     if (events.length < 2) events = events.concat([{ type: 5, data: { tag: 'hindsight-end', payload: {} }, timestamp: last }]);
-    speed = newSpeed || 1;
+    speed = m.speed || 1;
+    move = null;
+    finished = false;
     replayer = new window.HindsightReplayer(events, {
       root: box,
       speed: speed,
@@ -155,8 +188,13 @@
       size = { width: dimension.width, height: dimension.height };
       fit();
     });
-    replayer.on('finish', function () { running = false; });
-    sync(at, playing, speed);
+    // Finished: every event loaded is applied, as a pause at last + 1 shows it (no rebuild).
+    replayer.on('finish', function () {
+      running = false;
+      finished = true;
+      shown = offset(last + 1);
+    });
+    sync(m);
     document.body.dataset.first = String(base);
     document.body.dataset.last = String(last);
     tell({ type: 'loaded', first: base, last: last });
@@ -167,6 +205,7 @@
     events.sort(function (a, b) { return a.timestamp - b.timestamp; });
     for (var i = 0; i < events.length; i++) replayer.addEvent(events[i]);
     if (events.length) last = Math.max(last, events[events.length - 1].timestamp);
+    finished = false;
     document.body.dataset.last = String(last);
   }
 
@@ -180,9 +219,9 @@
     try {
       if (m.type === 'replayer') install(m.source, m.integrity);
       else if (waiting) waiting.push(m);   // the replayer is still being compiled
-      else if (m.type === 'load') load(parse(m.segments), m.at, m.playing, m.speed);
+      else if (m.type === 'load') load(parse(m.segments), m);
       else if (m.type === 'append') append(parse([m.segment]));
-      else if (m.type === 'sync') sync(m.at, m.playing, m.speed);
+      else if (m.type === 'sync') sync(m);
       else if (m.type === 'ping') tell({ type: 'ready' });   // the replay page started after us
     } catch (err) {
       fail(err);
