@@ -166,12 +166,13 @@ def generated(events: int, run):
     return bench_common.on_read_cluster(load)
 
 
-def render(rows: list[Row], revision: str, load: str, events: str, runs: int, command: str) -> str:
+def render(rows: list[Row], revision: str, load: str, events: str, runs: int, command: str,
+           edition: str = "apache") -> str:
     def med(xs):
         return statistics.median(xs)
 
     lines = [
-        "## The overview's statements: A/B against an earlier revision",
+        f"## The overview's statements, {edition} edition: A/B against an earlier revision",
         "",
         "Written by `bench/overview.py`; run it again rather than editing this section.",
         "",
@@ -201,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000_000, help="events to generate without --url")
     parser.add_argument("--against", default="HEAD", help="the reference revision (default HEAD)")
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--about", default="", help="what the --url database holds (for the doc)")
+    parser.add_argument("--edition", default="apache", choices=("apache", "timescale"),
+                        help="the database's edition (its own section of the doc; default apache)")
     parser.add_argument("--output", type=Path, default=DOC)
     args = parser.parse_args(argv)
 
@@ -208,10 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         return measure(url, args.against, args.runs)
 
     rows, load, _ = run(args.url) if args.url else generated(args.events, run)
-    events = "the database given (--url)" if args.url else f"{args.events:,} generated events (bench/stats.py's generator)"
+    events = (args.about or "the database given (--url)") if args.url else \
+        f"{args.events:,} generated events (bench/stats.py's generator)"
     given = argv if argv is not None else sys.argv[1:]
     command = " ".join([".venv/bin/python bench/overview.py", *given])
-    write_section(args.output, "bench/overview.py", render(rows, args.against, load, events, args.runs, command))
+    write_section(args.output, f"bench/overview.py {args.edition}",
+                  render(rows, args.against, load, events, args.runs, command, args.edition))
     print(f"wrote {args.output}")
     return 0
 

@@ -49,8 +49,8 @@ def test_the_overview_benchmark_runs_against_a_revision_and_writes_its_section(c
     doc = tmp_path / "BENCHMARKS.md"
     doc.write_text("# Benchmarks\n\nother section\n")
     text = bench.render(rows, "HEAD", load_average, "test data", 1, "bench/overview.py --test")
-    bench.write_section(doc, "bench/overview.py", text)
-    bench.write_section(doc, "bench/overview.py", text)  # replaced, not appended twice
+    bench.write_section(doc, "bench/overview.py apache", text)
+    bench.write_section(doc, "bench/overview.py apache", text)  # replaced, not appended twice
     out = doc.read_text()
-    assert out.count("<!-- bench/overview.py: begin -->") == 1 and "other section" in out
+    assert out.count("<!-- bench/overview.py apache: begin -->") == 1 and "other section" in out
     assert "| 90d |" in out
