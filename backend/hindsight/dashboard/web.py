@@ -57,7 +57,8 @@ def _duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def _when(value: dt.datetime | None) -> str:
+def when(value: dt.datetime | None) -> str:
+    """A time as the dashboard shows it (UTC), the `when` filter of the templates."""
     if value is None:
         return "–"
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -79,7 +80,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(duration=_duration, when=_when, number=_number)
+    env.filters.update(duration=_duration, when=when, number=_number)
     env.globals.update(prefix=PREFIX)
     return env
 
