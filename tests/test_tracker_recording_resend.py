@@ -26,6 +26,9 @@ from test_tracker_recording import (
     stored_recording,
     wait_for_chunk,
 )
+from test_tracker_recording import (
+    beaconed as by_beacon,
+)
 
 from harness import wait_for
 
@@ -52,8 +55,8 @@ def test_a_segment_beaconed_on_pagehide_is_resent_gzip_by_the_next_page(db_url, 
         def both():
             sends = [r for r in wire.segments() if segment_number(r) == cut
                      and r["query"]["session_id"] == [sid]]
-            beacon = [r for r in sends if "token" in r["query"]]
-            resend = [r for r in sends if "authorization" in r["headers"]]
+            beacon = [r for r in sends if by_beacon(r)]
+            resend = [r for r in sends if not by_beacon(r)]
             return (beacon[0], resend[0]) if beacon and resend else None
 
         beacon, resend = wait_for(both, timeout=30, what="the beacon and the outbox's re-send", page=page)
@@ -92,7 +95,7 @@ def test_each_segment_and_batch_is_beaconed_once_as_the_page_goes_away(db_url, a
 
         def slow(method: str, path: str) -> None:
             # The first upload of a segment while `on`: answered 3 s late (on its way as the page goes).
-            if hold["on"] and method == "POST" and path.startswith(RECORDING) and "token=" not in path:
+            if hold["on"] and method == "POST" and path.startswith(RECORDING):
                 hold["on"] = False
                 hold["held"].append(path)
                 time.sleep(3)
@@ -121,13 +124,13 @@ def test_each_segment_and_batch_is_beaconed_once_as_the_page_goes_away(db_url, a
         def sends(number: int) -> list[dict]:
             return [r for r in wire.segments() if segment_number(r) == number and r["query"]["session_id"] == [sid]]
 
-        def resent() -> bool:   # both sent again by the new page (Authorization header, not a beacon)
-            return all(any("authorization" in r["headers"] and r is not sends(n)[0] for r in sends(n))
+        def resent() -> bool:   # both sent again by the new page (its fetch, not a beacon)
+            return all(any(not by_beacon(r) and r is not sends(n)[0] for r in sends(n))
                        for n in (on_its_way, cut))
 
         wait_for(resent, timeout=30, what="the new page's re-sends", page=page)
         page.wait_for_timeout(1000)       # a late beacon would have arrived by now
-        beacons = {n: [r for r in sends(n) if "token" in r["query"]] for n in (on_its_way, cut)}
+        beacons = {n: [r for r in sends(n) if by_beacon(r)] for n in (on_its_way, cut)}
         assert len(beacons[cut]) == 1, "one beacon, not one per pagehide and visibilitychange"
         assert len(beacons[on_its_way]) == 1
         assert len(sends(on_its_way)) == 3 and len(sends(cut)) == 2   # + the held upload; + the re-sends

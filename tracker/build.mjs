@@ -45,9 +45,15 @@ const describe = (data) => ({
 // A chunk's name carries its hash: it is served as immutable. Eight hex digits (32 bits)
 // tell a build from the ones before it, and the core, which names both chunks, stays 7 B smaller.
 const named = (prefix, data) => `${prefix}.${sha('sha256', data, 'hex').slice(0, 8)}.js`;
-const chunk = await bundle('src/capture.js', { globalName: '__hindsightCapture' });
+// The lazy chunks ask V8 to compile all their functions at once, on the background thread
+// that compiles a script as it streams in (Chrome's explicit compile hints; a plain comment
+// elsewhere): compiled lazily, on first call, the screenshot chunk's evaluation and its first
+// screenshot were 50-120 ms tasks on the main thread (docs/DECISIONS.md "Screenshots without
+// long tasks").
+const EAGER = { js: '//# allFunctionsCalledOnLoad' };
+const chunk = await bundle('src/capture.js', { globalName: '__hindsightCapture', banner: EAGER });
 const chunkName = named('capture', chunk);
-const recorder = await bundle('src/dom-record.js', { globalName: '__hindsightRecord' });
+const recorder = await bundle('src/dom-record.js', { globalName: '__hindsightRecord', banner: EAGER });
 const recorderName = named('record', recorder);
 // The core is bundled by esbuild and minified by terser, which packs it a little tighter.
 // esbuild's syntax minification first (names and whitespace are terser's): terser starts

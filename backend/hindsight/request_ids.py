@@ -78,6 +78,8 @@ def _token(req: falcon.Request, status: int) -> uuid.UUID | None:
     header = req.get_header("Authorization") or ""
     scheme, _, value = header.partition(" ")
     raw: Any = value.strip() if scheme.lower() == "bearer" else None
+    if raw is None and status in BODY_READ and req.path == "/api/v1/track/recording":
+        raw = req.get_param("token")   # a segment's upload carries it in the query (tracker.js)
     if raw is None and status in BODY_READ:
         try:
             media = req.get_media(default_when_empty=None)

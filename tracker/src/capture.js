@@ -1,14 +1,38 @@
 // The lazy screenshot chunk: html2canvas plus the code that decides and drives it.
-// tracker.js loads it from the same server once a page view has settled and the browser
-// is idle, so the core stays small.
+// tracker.js loads it from the same server 800 ms after a page view; it waits for the page's
+// load and an idle moment itself (settled()), so the core stays small.
 //
 // With DOM recording on, the recording is the replay: a screenshot is only a heatmap
 // background or a thumbnail, so a session takes one per distinct page (path and hash
 // route, pageKey) and viewport width, and only when the server has no fresh one of that page for
 // that device class (GET /api/v1/track/screenshot/wanted). With recording off, one per page
 // view (an identical one is not sent).
+//
+// No long task: html2canvas's own entry (`html2canvas()`) clones, parses, paints and returns
+// in two tasks of 60-230 ms each on the demo SPA. Its stages are driven here one by one (the
+// same classes, from html2canvas's per-module build), with the event loop let through between
+// them: clone | copy into an iframe | masking | parse | paint (in slices of SLICE ms, between
+// elements) | encode (canvas.toBlob, asynchronous) | element boxes. See docs/DECISIONS.md
+// "Screenshots without long tasks".
 
-import html2canvas from 'html2canvas';
+import { Bounds } from 'html2canvas/dist/lib/css/layout/bounds.js';
+import { COLORS, isTransparent, parseColor } from 'html2canvas/dist/lib/css/types/color.js';
+import { Context } from 'html2canvas/dist/lib/core/context.js';
+import { FEATURES } from 'html2canvas/dist/lib/core/features.js';
+import { DocumentCloner } from 'html2canvas/dist/lib/dom/document-cloner.js';
+import { ElementContainer } from 'html2canvas/dist/lib/dom/element-container.js';
+import { LIElementContainer } from 'html2canvas/dist/lib/dom/elements/li-element-container.js';
+import { OLElementContainer } from 'html2canvas/dist/lib/dom/elements/ol-element-container.js';
+import { SelectElementContainer } from 'html2canvas/dist/lib/dom/elements/select-element-container.js';
+import { TextareaElementContainer } from 'html2canvas/dist/lib/dom/elements/textarea-element-container.js';
+import * as nodes from 'html2canvas/dist/lib/dom/node-parser.js';
+import { CanvasElementContainer } from 'html2canvas/dist/lib/dom/replaced-elements/canvas-element-container.js';
+import { IFrameElementContainer } from 'html2canvas/dist/lib/dom/replaced-elements/iframe-element-container.js';
+import { ImageElementContainer } from 'html2canvas/dist/lib/dom/replaced-elements/image-element-container.js';
+import { InputElementContainer } from 'html2canvas/dist/lib/dom/replaced-elements/input-element-container.js';
+import { SVGElementContainer } from 'html2canvas/dist/lib/dom/replaced-elements/svg-element-container.js';
+import { TextContainer } from 'html2canvas/dist/lib/dom/text-container.js';
+import { CanvasRenderer } from 'html2canvas/dist/lib/render/canvas/canvas-renderer.js';
 import { reportEarlyNetwork } from './early-network.js';
 import { configureMasking, maskClone } from './mask.js';
 import { selector } from './recorder.js';
@@ -21,6 +45,7 @@ const CLICKABLE = 'a,button,input,select,textarea,label,summary,[role],[onclick]
 const MAX_ELEMENTS = 500; // schemas.MAX_SCREENSHOT_ELEMENTS
 const MAX_LOOKED_AT = 3000; // elements looked at, on a very large page
 const MAX_MS = 40; // and never longer than this: what is measured by then is sent
+const SLICE = 12; // ms of painting, then the event loop goes on
 let previous = '';
 let busy = false;
 
@@ -65,32 +90,166 @@ export function elementBoxes(height) {
   return [...found.values()].filter(Boolean);
 }
 
+/** Let the event loop go on (input, rendering, the page's own tasks): a new task. */
+const pause = () => (self.scheduler && scheduler.yield ? scheduler.yield() : new Promise((resolve) => setTimeout(resolve)));
+
+// Words are found by html2canvas's own line breaker (css-line-break), not Intl.Segmenter:
+// the browser's first Segmenter loads its break iterators (ICU), 25-150 ms in one call.
+Object.defineProperty(FEATURES, 'SUPPORT_NATIVE_TEXT_SEGMENTATION', { value: false });
+
+let until = 0;
+/** Once SLICE ms have passed since the last pause: pause. */
+async function slice() {
+  if (performance.now() > until) {
+    await pause();
+    until = performance.now() + SLICE;
+  }
+}
+
+/** html2canvas's canvas renderer, painting element by element with the event loop let
+ * through every SLICE ms (its own methods are promise chains: one task for the whole page). */
+class SlicedRenderer extends CanvasRenderer {
+  async renderStack(stack) {
+    await slice();
+    return super.renderStack(stack);
+  }
+  async renderNode(paint) {
+    await slice();
+    return super.renderNode(paint);
+  }
+}
+
+// html2canvas's parse (node-parser's parseTree) walks the whole page in one call: every
+// element's computed style through its CSS parser, every text node's word boxes. The same walk
+// here, with a pause between siblings once SLICE ms have passed; a subtree of at most SMALL
+// elements is handed to parseTree whole. The containers are html2canvas's own classes.
+const SMALL = 10;
+const CONTAINERS = [
+  ['isImageElement', ImageElementContainer],
+  ['isCanvasElement', CanvasElementContainer],
+  ['isSVGElement', SVGElementContainer],
+  ['isLIElement', LIElementContainer],
+  ['isOLElement', OLElementContainer],
+  ['isInputElement', InputElementContainer],
+  ['isSelectElement', SelectElementContainer],
+  ['isTextareaElement', TextareaElementContainer],
+  ['isIFrameElement', IFrameElementContainer],
+];
+/** node-parser's createContainer: the element's container, its children not parsed. */
+const create = (context, el) => new (CONTAINERS.find(([is]) => nodes[is](el)) || [0, ElementContainer])[1](context, el);
+/** Elements whose children node-parser does not parse. */
+const leaf = (el) => nodes.isTextareaElement(el) || nodes.isSVGElement(el) || nodes.isSelectElement(el);
+const LIST_OWNERS = /^(OL|UL|MENU)$/;
+
+/** node-parser's parseNodeTree (node's children into `parent`), sliced. Flags: 2 a stacking
+ * context, 4 a real one, 8 a list owner (html2canvas's FLAGS). */
+async function parseNodes(context, node, parent, root) {
+  for (let child = node.firstChild, next; child; child = next) {
+    next = child.nextSibling;
+    await slice();
+    if (nodes.isTextNode(child)) {
+      if (child.data.trim().length > 0) parent.textNodes.push(new TextContainer(context, child, parent.styles));
+    } else if (nodes.isElementNode(child)) {
+      if (nodes.isSlotElement(child) && child.assignedNodes) {
+        for (const assigned of child.assignedNodes()) await parseNodes(context, assigned, parent, root);
+        continue;
+      }
+      // A small subtree at once (parseTree marks its root a real stacking context: unmarked here).
+      const whole = !child.shadowRoot && !leaf(child) && child.getElementsByTagName('*').length <= SMALL;
+      const container = whole ? nodes.parseTree(context, child) : create(context, child);
+      container.flags &= ~4;
+      const styles = container.styles;
+      if (!styles.isVisible()) continue;
+      if (styles.isPositionedWithZIndex() || styles.opacity < 1 || styles.isTransformed() || (nodes.isBodyElement(child) && root.styles.isTransparent())) {
+        container.flags |= 4;
+      } else if (styles.isPositioned() || styles.isFloating()) {
+        container.flags |= 2;
+      }
+      if (LIST_OWNERS.test(child.tagName)) container.flags |= 8;
+      parent.elements.push(container);
+      if (whole) continue;
+      if (child.shadowRoot) await parseNodes(context, child.shadowRoot, container, root);
+      else if (!leaf(child)) await parseNodes(context, child, container, root);
+    }
+  }
+}
+
+/** html2canvas's context of one rendering (options as html2canvas() sets them by default,
+ * images waited for at most 5 s): the window `width` px wide, not scrolled. */
+export const newContext = (width) =>
+  new Context({ logging: false, imageTimeout: 5000, useCORS: false, allowTaint: false }, new Bounds(0, 0, width, innerHeight));
+
+/** html2canvas's own parse, for tests: the sliced one must build the same tree. */
+export const parseWhole = nodes.parseTree;
+
+/** node-parser's parseTree, sliced. */
+export async function parseSliced(context, element) {
+  const root = create(context, element);
+  root.flags |= 4;
+  until = performance.now() + SLICE;
+  await parseNodes(context, element, root, root);
+  return root;
+}
+
+/** The canvas as a data URL: encoded by canvas.toBlob (asynchronous, not in a task of ours). */
+const dataUrl = (canvas, type, quality) =>
+  new Promise((resolve, reject) =>
+    canvas.toBlob((blob) => {
+      if (!blob) return reject(new Error('no image'));
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = reject;
+      reader.readAsDataURL(blob);
+    }, type, quality),
+  );
+
+/** What html2canvas(root, {scale, width, height, backgroundColor: white, onclone, ignoreElements,
+ * logging: false}) does, stage by stage with a pause between stages: the page cloned, the
+ * copy put in an iframe and masked, parsed (getComputedStyle, text boxes), painted. */
+async function render(root, scale, width, height) {
+  const context = newContext(width);
+  const windowBounds = context.windowBounds;
+  await pause();
+  const cloner = new DocumentCloner(context, root, {
+    allowTaint: false,
+    onclone: (doc) => (maskClone(doc), pause()),
+    ignoreElements: (el) => el.hasAttribute && el.hasAttribute('data-hindsight-ignore'),
+    inlineImages: false,
+    copyStyles: false,
+  });
+  const clone = cloner.clonedReferenceElement;
+  await pause();
+  const frame = await cloner.toIFrame(root.ownerDocument, windowBounds);
+  try {
+    // The page's own background, else white (html2canvas's parseBackgroundColor).
+    const doc = clone.ownerDocument;
+    const background = [doc.documentElement, doc.body].map((el) => (el ? parseColor(context, getComputedStyle(el).backgroundColor) : COLORS.TRANSPARENT));
+    const backgroundColor = isTransparent(background[0]) ? (isTransparent(background[1]) ? 0xffffffff : background[1]) : background[0];
+    const tree = await parseSliced(context, clone);
+    if (backgroundColor === tree.styles.backgroundColor) tree.styles.backgroundColor = COLORS.TRANSPARENT;
+    await pause();
+    until = performance.now() + SLICE;
+    return await new SlicedRenderer(context, { backgroundColor, scale, x: 0, y: 0, width, height }).render(tree);
+  } finally {
+    DocumentCloner.destroy(frame);
+  }
+}
+
 /** Render the page with `options` {format, quality, maxWidth} and tracker.js's masking
- * options; resolve to {image_data, width, height}, or null when identical to the last one. */
+ * options; resolve to {image_data, width, height, elements}, or null when identical to the
+ * last one. */
 export async function shoot(cfg, options) {
   configureMasking(cfg);
   const root = document.documentElement;
   const width = root.clientWidth || innerWidth;
   const height = Math.min(MAX_HEIGHT, Math.max(root.scrollHeight, document.body ? document.body.scrollHeight : 0, innerHeight));
-  const canvas = await html2canvas(root, {
-    scale: Math.min(1, options.maxWidth / width),
-    width,
-    height,
-    windowWidth: width,
-    windowHeight: innerHeight,
-    x: 0,
-    y: 0,
-    scrollX: 0,
-    scrollY: 0,
-    logging: false,
-    backgroundColor: '#ffffff',
-    onclone: maskClone,
-    ignoreElements: (el) => el.hasAttribute && el.hasAttribute('data-hindsight-ignore'),
-  });
-  const data = canvas.toDataURL('image/' + options.format, options.quality);
+  const canvas = await render(root, Math.min(1, options.maxWidth / width), width, height);
+  await pause();
+  const data = await dataUrl(canvas, 'image/' + options.format, options.quality);
   const print = fingerprint(data);
   if (print === previous || data.length < 32) return null;
   previous = print;
+  await pause();
   // The declared size is the image's real pixel size (the API checks it).
   return { image_data: data, width: canvas.width, height: canvas.height, elements: elementBoxes(height) };
 }
@@ -125,11 +284,22 @@ async function wanted(cfg, page, again) {
  * an anchor is its page. */
 export const pageKey = (loc) => loc.pathname + ((/^#!?\/[^?#]+/.exec(loc.hash) || [''])[0]);
 
-/** tracker.js's entry: take this page view's screenshot, if one is wanted, and hand it to
- * `upload` (the transport's outbox) as [session_id, path, JSON body, 0].
- * cfg: tracker.js's options plus sessionId(), active(), get(), num(). */
+let calls = 0;
+/** Once the page has loaded, when the browser is next idle (at the latest 3 s from then).
+ * Resolves false when another page view called meanwhile (that one goes on). */
+async function settled() {
+  const call = ++calls;
+  if (document.readyState != 'complete') await new Promise((loaded) => addEventListener('load', loaded, { once: true }));
+  await new Promise((idle) => (self.requestIdleCallback || setTimeout)(idle, { timeout: 3000 }));
+  return call == calls;
+}
+
+/** tracker.js's entry, 800 ms after each page view: take this page view's screenshot, if one
+ * is wanted, and hand it to `upload` (the transport's outbox) as [session_id, path, JSON
+ * body, 0]. cfg: tracker.js's options plus sessionId(), active(), get(), num(). */
 export default async function capture(cfg, upload) {
   reportEarlyNetwork(cfg);
+  if (!(await settled())) return;
   const here = () => location.href.slice(0, 2048); // the page_url of tracker.js's events
   const page = here();
   const seenKey = 'hs:' + cfg.account + ':p'; // sessionStorage: {i: session id, k: [page keys]}

@@ -20,6 +20,7 @@
 
 import { record } from '@rrweb/record';
 import { gzipSync } from 'fflate';
+import withoutBlockedFrames from './blocked-frames.js';
 import { reportEarlyNetwork } from './early-network.js';
 import { configureMasking, recordingPrivacy } from './mask.js';
 import { D, load, save, SS } from './util.js';
@@ -222,10 +223,12 @@ export default function start(cfg, deliver) {
 
   const on = (name) => cfg.flag('record-' + name, 'off');
   const canvas = on('canvas');
-  record(
+  // rrweb starts (its observers and the first full snapshot) in a task of its own: this one
+  // already evaluated the chunk (together, 60-90 ms on the demo SPA: a long task).
+  setTimeout(guard(() => record(
     Object.assign(
       {
-        emit,
+        emit: withoutBlockedFrames(emit), // a blocked iframe's document is never recorded
         checkoutEveryNms: CHECKOUT_EVERY,
         // Mouse positions every 100 ms, scroll every 150 ms; a field's value when it
         // changes (change event), not keystroke by keystroke.
@@ -244,7 +247,7 @@ export default function start(cfg, deliver) {
       // node ids, which nothing stored before could repeat (18 % of a recording's bytes).
       recordingPrivacy((on('media') ? '' : ',video,audio') + ',iframe.html2canvas-container'),
     ),
-  );
+  )));
 
   return {
     /** Cut the current segment now; `sync` (the page is going away): gzipped at once

@@ -72,8 +72,9 @@ export function createTransport(hooks, tab) {
   }
 
   /** An upload's body, binary: a segment's gzip bytes, or the JSON. text/plain (which the
-   * API accepts besides application/octet-stream and application/json) keeps a beacon free
-   * of a CORS preflight. `up.y`: the same as a Blob, kept in memory by the recording chunk. */
+   * API accepts besides application/octet-stream and application/json) keeps a segment's
+   * upload and its beacon free of a CORS preflight (with the token in the query: `call`).
+   * `up.y`: the same as a Blob, kept in memory by the recording chunk. */
   const bytes = (up) => up.y || new Blob([up[3] ? Uint8Array.from(atob(up[2]), (c) => c.charCodeAt(0)) : up[2]], { type: 'text/plain' });
 
   /** Move recorded events into batches of at most 50 events of one session. */
@@ -89,7 +90,9 @@ export function createTransport(hooks, tab) {
   /** GET without a body, POST with one. */
   async function call(path, body, token) {
     const headers = {};
-    if (token) headers.Authorization = 'Bearer ' + token;
+    // A segment's URL (it has a query) differs for each segment, so a preflight would never
+    // be cached: its token goes in the query, as its beacon's does (a CORS simple request).
+    if (token) path.includes('?') ? (path += '&token=' + auth.token_) : (headers.Authorization = 'Bearer ' + token);
     // An upload is a Blob (its type is the Content-Type); everything else JSON.
     if (body && !body.size) {
       headers['Content-Type'] = 'application/json';

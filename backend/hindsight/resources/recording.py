@@ -43,7 +43,8 @@ class RecordingUploadQuerySchema(StrictSchema):
                              metadata={"description": "gzip: the body is gzip (CompressionStream); "
                                                       "json: plain JSON."})
     token = fields.UUID(load_default=None, metadata={
-        "description": "Statistics token, for sendBeacon (which cannot set Authorization)."})
+        "description": "Statistics token, instead of Authorization: how tracker.js sends a segment (a CORS "
+                       "simple request: no preflight, which a browser caches per URL) and sendBeacon must."})
 
 
 class RecordingUpload:

@@ -1,0 +1,149 @@
+"""No long task from tracker.js on the demo single-page app (issue 11), the parts that can be
+checked without a clock: the screenshot chunk drives html2canvas stage by stage and lets the
+event loop through between stages (html2canvas's own entry did the whole picture in two
+tasks), its sliced parse builds exactly the tree html2canvas's parseTree builds, and the
+session's timezone comes from `Temporal` where the browser has it (the first
+`Intl.DateTimeFormat` of a page loads ICU's data: 35-180 ms in one call). How long the tasks
+are is measured, not tested: bench/tracker.py --spa-only (docs/BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import json
+
+from test_tracker_recording import VIEWPORT, analyst_get, demo_site, session_id_of, wait_for_chunk
+
+from harness import wait_for
+
+LOAD_CHUNK = """async chunk => {
+  if (!window.__hindsightCapture || !window.__hindsightCapture.parseSliced) {
+    await new Promise((ok, fail) => {
+      const s = document.createElement('script');
+      s.src = document.querySelector('script[src$="tracker.js"]').src.replace('tracker.js', 'tracker/' + chunk);
+      s.onload = ok; s.onerror = fail; document.head.appendChild(s);
+    });
+  }
+}"""
+
+# Both parses of the live page, as JSON: each container's class, flags, box, its text boxes
+# and its children (html2canvas's ElementContainer / TextContainer fields).
+BOTH_TREES = """async () => {
+  const c = window.__hindsightCapture;
+  const box = (b) => [b.left, b.top, b.width, b.height].map(Math.round);
+  const tree = (x) => ({k: x.constructor.name, f: x.flags, b: box(x.bounds),
+    t: x.textNodes.map((t) => [t.text, t.textBounds.map((w) => [w.text, ...box(w.bounds)])]),
+    e: x.elements.map(tree)});
+  const sliced = await c.parseSliced(c.newContext(innerWidth), document.documentElement);
+  const whole = c.parseWhole(c.newContext(innerWidth), document.documentElement);
+  const count = (x) => 1 + x.elements.reduce((n, e) => n + count(e), 0);
+  return [JSON.stringify(tree(sliced)), JSON.stringify(tree(whole)), count(whole)];
+}"""
+
+# One screenshot with tracker.js's default masking, counting the times it let the event loop
+# through (scheduler.yield, or setTimeout where there is none).
+COUNTED_SHOT = """async () => {
+  let yields = 0;
+  const real = scheduler.yield.bind(scheduler);
+  scheduler.yield = () => { yields++; return real(); };
+  try {
+    const shot = await window.__hindsightCapture.shoot({mask: '', maskAll: true, maskText: false},
+                                                       {maxWidth: 1024, format: 'jpeg', quality: 0.6});
+    return [yields, shot && shot.image_data.slice(0, 23), shot && shot.width, shot && shot.elements.length];
+  } finally {
+    scheduler.yield = real;
+  }
+}"""
+
+# Counts the page's Intl.DateTimeFormat objects (before any script of the page runs).
+COUNT_INTL = """window.__intlMade = 0;
+const RealDateTimeFormat = Intl.DateTimeFormat;
+Intl.DateTimeFormat = function (...args) { window.__intlMade++; return new RealDateTimeFormat(...args); };
+Intl.DateTimeFormat.prototype = RealDateTimeFormat.prototype;"""
+
+GROW = """n => {
+  const items = [];
+  for (let i = 0; i < n; i++) items.push('<li class="row"><b>Item ' + i + '</b> <span>in stock, ' + i + ' left</span></li>');
+  document.querySelector('main').insertAdjacentHTML('beforeend', '<ul id="many">' + items.join('') + '</ul>');
+}"""
+
+
+def test_the_sliced_parse_builds_html2canvas_own_tree(api, db_url, browser, manifest):
+    with demo_site(api, db_url, **{"data-screenshots": "off"}) as site:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        try:
+            for path, grow in (("/app", 0), ("/", 0), ("/checkout.html", 0), ("/todo.html", 0), ("/app", 300)):
+                page.goto(site.url() + path)
+                page.wait_for_load_state("load")
+                page.evaluate(LOAD_CHUNK, manifest["capture_chunk"])
+                if grow:
+                    page.evaluate(GROW, grow)
+                sliced, whole, containers = page.evaluate(BOTH_TREES)
+                assert containers > 10 + grow, (path, containers)
+                assert json.loads(sliced) == json.loads(whole), path
+        finally:
+            context.close()
+
+
+def test_a_screenshot_lets_the_event_loop_through_between_its_stages(api, db_url, browser, manifest):
+    with demo_site(api, db_url, **{"data-screenshots": "off"}) as site:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        try:
+            page.goto(site.url() + "/app")
+            page.wait_for_load_state("load")
+            page.evaluate(LOAD_CHUNK, manifest["capture_chunk"])
+            yields, head, width, elements = page.evaluate(COUNTED_SHOT)
+        finally:
+            context.close()
+    # Unconditional pauses: before the clone, after it, after the masking, after the parse,
+    # after the paint, after the encoding (more in the parse and the paint, by the clock).
+    assert yields >= 6, yields
+    assert head == "data:image/jpeg;base64,", head
+    assert width == 1024 and elements > 5, (width, elements)
+
+
+def test_the_timezone_is_the_browsers_own(api, db_url, browser):
+    with demo_site(api, db_url, **{"data-screenshots": "off", "data-record": "off"}) as site:
+        context = browser.new_context(viewport=VIEWPORT, timezone_id="America/Argentina/Buenos_Aires")
+        context.add_init_script(COUNT_INTL)
+        page = context.new_page()
+        try:
+            page.goto(site.url() + "/app")
+            page.wait_for_function("() => window.hindsight && hindsight.health")
+            sid = session_id_of(page)
+            page.evaluate("hindsight.flush()")
+            session = wait_for(lambda: _session(api, site.account, sid), what="the session", page=page)
+            made = page.evaluate("window.__intlMade")
+            has_temporal, expected = page.evaluate(
+                "[!!window.Temporal, Intl.DateTimeFormat().resolvedOptions().timeZone]")
+        finally:
+            context.close()
+    assert has_temporal  # Chromium has it: the cheap path is the one taken here
+    assert made == 0, made  # tracker.js made no Intl.DateTimeFormat
+    assert session["timezone"] == expected == "America/Buenos_Aires", session["timezone"]
+
+
+def _session(api, account, sid):
+    import urllib.error
+    try:
+        return analyst_get(api, account, f"/api/v1/sessions/{sid}")
+    except urllib.error.HTTPError:
+        return None
+
+
+def test_recording_still_starts_with_a_full_snapshot(api, db_url, browser):
+    """rrweb now starts in a task after the chunk's own: the page's first segment still opens
+    with rrweb's Meta and FullSnapshot events."""
+    with demo_site(api, db_url, **{"data-screenshots": "off"}) as site:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        try:
+            page.goto(site.url() + "/app")
+            wait_for_chunk(page)
+            page.evaluate("hindsight.flush()")
+            first = wait_for(lambda: [r for r in site.wire.posts("/api/v1/track/recording")
+                                      if "segment=0&" in r["url"]], what="segment 0", page=page)
+        finally:
+            context.close()
+    events = json.loads(first[0]["body"])
+    assert [e["type"] for e in events[:2]] == [4, 2], [e["type"] for e in events[:3]]
