@@ -80,6 +80,11 @@ def week_floor(t: datetime) -> datetime:
     return _WEEK_ORIGIN + ((t - _WEEK_ORIGIN) // WEEK) * WEEK
 
 
+def week_ceil(t: datetime) -> datetime:
+    floor = week_floor(t)
+    return floor if floor == t else floor + WEEK
+
+
 def read_watermarks(conn: Conn, prefixes: tuple[str, ...]) -> dict[str, datetime]:
     names = [f"{p}_{width}" for p in prefixes for width in ("hourly", "daily", "weekly")]
     return {r["rollup"]: r["materialized_until"] for r in conn.execute(_WATERMARKS, (names,)).fetchall()}
@@ -113,9 +118,10 @@ def has_stores(conn: Conn, prefix: str) -> bool:
 
 
 def params(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None,
-           prefixes: tuple[str, ...], weeks: bool = True, **more) -> dict:
+           prefixes: tuple[str, ...], weeks: bool = True, hours_only: bool = False, **more) -> dict:
     """The statement's parameters: the range's bounds and, per roll-up prefix, where its
-    weekly, daily and hourly stores end. `weeks` False: no weekly rows (a per-day series)."""
+    weekly, daily and hourly stores end. `weeks` False: no weekly rows (a per-day series);
+    `hours_only`: hourly rows and the tail only (a per-hour series)."""
     day0, day1 = rng.whole_days()
     out = {"account_id": account_id, "start": rng.start, "end": rng.end, "day0": day0, "day1": day1,
            "host": host, **more}
@@ -139,7 +145,7 @@ def params(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None,
             if daily != today and dcut == today and rng.start <= today and daily <= min(hcut, rng.end):
                 dcut, dend = daily, today + DAY
         # Whole weeks inside [day0, dcut) that the weekly store holds.
-        week0 = week_floor(day0) if week_floor(day0) == day0 else week_floor(day0) + WEEK
+        week0 = week_ceil(day0)
         # (Whole weeks below the weekly watermark: a partial week's row is never read as a
         # whole one, even when the weekly refresh is behind the daily one.)
         wcut = min(week_floor(dcut), week_floor(mark(f"{prefix}_weekly", day0, day1)))
@@ -158,6 +164,9 @@ def params(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None,
         out.update({f"{prefix}_hcut": hcut, f"{prefix}_dcut": dcut, f"{prefix}_dend": dend, f"{prefix}_week0": week0,
                     f"{prefix}_wcut": wcut, f"{prefix}_wend": wend, f"{prefix}_end0": min(day0, hcut),
                     f"{prefix}_end1": min(rng.end, hcut)})
+        if hours_only:  # every bucket from the hourly store or the tail: no daily or weekly part
+            out.update({"day0": rng.start, **{f"{prefix}_{b}": rng.start for b in (
+                "dcut", "dend", "end0", "week0", "wcut", "wend")}})
     return out
 
 

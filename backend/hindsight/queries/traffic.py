@@ -126,10 +126,8 @@ def series(conn: Conn, account_id: uuid.UUID, rng: Range, interval: str,
     seconds = int(width.total_seconds())
     _serial(conn)
     if _stores(conn, "events"):
-        params = rollup_rows.params(conn, account_id, rng, host, ("events",), weeks=False, width=seconds)
-        if interval == "hour":  # the hourly rows only: no daily store part
-            params.update({"day0": rng.start, "events_dcut": rng.start, "events_dend": rng.start, "events_end0": rng.start,
-                           "events_week0": rng.start, "events_wcut": rng.start})
+        params = rollup_rows.params(conn, account_id, rng, host, ("events",), weeks=False,
+                                    hours_only=interval == "hour", width=seconds)
         source = sql.SQL("(SELECT time_bucket(%(width)s * INTERVAL '1 second', bucket) AS bucket, account_id, "
                          "host, event_type, events FROM ({rows}) AS x) AS series_rows").format(
             rows=_store_rows("events", "bucket, account_id, host, event_type, events", host))
@@ -235,15 +233,13 @@ _NETWORK_ROWS = """
     WHERE account_id = %(account_id)s AND bucket >= %(day1)s AND bucket < %(end)s
 """
 # Weeks start on Monday 00:00 UTC, as time_bucket('7 days', ...) cuts them.
-WEEK = timedelta(days=7)
-_WEEK_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 
 
 def _network_params(account_id: uuid.UUID, start: datetime, end: datetime, **more) -> dict:
     hours = hour_range(start, end)
     day0, day1 = hours.whole_days()
-    week0 = _WEEK_ORIGIN + -((_WEEK_ORIGIN - day0) // WEEK) * WEEK       # day0 rounded up to a week
-    week1 = _WEEK_ORIGIN + ((day1 - _WEEK_ORIGIN) // WEEK) * WEEK        # day1 rounded down
+    week0 = rollup_rows.week_ceil(day0)
+    week1 = rollup_rows.week_floor(day1)
     if week0 >= week1:
         week0 = week1 = day0
     return {"account_id": account_id, "start": hours.start, "end": hours.end, "day0": day0, "day1": day1,

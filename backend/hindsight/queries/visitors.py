@@ -118,11 +118,8 @@ ORDER BY g.bucket
 def series(conn: Conn, account_id: uuid.UUID, rng: Range, interval: str, host: str | None = None) -> list[dict]:
     """Visitors (with a session started in the bucket) and bounced sessions per hour or day."""
     _serial(conn)
-    params = _params(conn, account_id, rng, host, ("visits",), weeks=False,
+    params = _params(conn, account_id, rng, host, ("visits",), weeks=False, hours_only=interval == "hour",
                      width=HOUR if interval == "hour" else DAY)
-    if interval == "hour":  # the hourly rows only: no daily store part
-        params.update({"day0": rng.start, "visits_dcut": rng.start, "visits_dend": rng.start, "visits_end0": rng.start,
-                       "visits_week0": rng.start, "visits_wcut": rng.start})
     query = sql.SQL(SERIES).format(cardinality=sql.SQL(CARDINALITY), rows=_rows(
         "visits", "bucket, visitors, bounces", "AND dimension = 'all'", host))
     return conn.execute(query, params).fetchall()
