@@ -149,10 +149,14 @@ def test_scripted_visit_is_recorded_faithfully_and_privately(db_url, api, browse
     assert "Chrome" in session["user_agent"]
     assert (session["viewport_width"], session["viewport_height"]) == (1280, 800)
     assert session["page_url"] == demo.url() + "/"
-    events = wait_for(
-        lambda: (rows := event_rows(db_url, session["session_id"]))
-        and rows[-1]["event_type"] == "visibility" and rows,
-        what="the events sent as the page closed")
+    # The page's last batches travel separately (fetch, beacons): wait until the last one is in
+    # and the session's counter has caught up with every stored event.
+    def settled():
+        rows = event_rows(db_url, session["session_id"])
+        (again,) = session_rows(db_url, account["account_id"])
+        return rows if rows and rows[-1]["event_type"] == "visibility" and again["event_count"] == len(rows) else None
+
+    events = wait_for(settled, what="the events sent as the page closed")
 
     # In order: seq grows with time, each once; the visit's milestones in sequence.
     seqs = [e["seq"] for e in events]
