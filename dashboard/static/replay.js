@@ -553,7 +553,9 @@
     // of that is a move (rrweb stops, or starts again at the page's moment).
     var playing = S.playing && !S.waiting;
     if (playing !== D.playingSent) D.move++;
-    domPost({ type: 'sync', at: abs, playing: playing, speed: S.speed });
+    // `when`: the moment S.cur was reached (frame's performance.now()), for a player that
+    // starts rrweb while our clock runs by itself: it starts where our clock is by then.
+    domPost({ type: 'sync', at: abs, playing: playing, speed: S.speed, when: performance.timeOrigin + S.last });
     if (S.playing && !D.appending && D.to < D.segs.length - 1 && D.segs[D.to].end - abs < LOOKAHEAD_MS * S.speed) domAppend();
   }
 

@@ -11,7 +11,9 @@
 //                                                  a new window: its segments' JSON texts
 //                                                  (rrweb events, from a seek point)
 //   {type: 'append', segment}                      the next segment's JSON text, while it plays
-//   {type: 'sync', at, playing, speed, move, seq}  the replay page's clock (ms since the epoch)
+//   {type: 'sync', at, playing, speed, move, seq, when}
+//                                                  the replay page's clock (ms since the epoch)
+//                                                  and when it read it (as 'clock' below)
 //   {type: 'ping'}                                 say 'ready' again
 //
 // and answers {type: 'ready'}, {type: 'loaded', first, last}, {type: 'error', message}, and
@@ -91,8 +93,15 @@
         shown = target;
         running = false;
       } else if (!running || moved) {
+        // Not moved: the page's clock ran by itself up to here (before the first full
+        // snapshot) and runs on while this message waits for a busy main thread: rrweb starts
+        // where the page's clock is now, not where it was when it posted (it would lag
+        // behind by the wait, and the page's clock never goes back). Moved: the page's clock
+        // waits for this answer, at `at`.
+        var now = performance.now();
+        if (!moved && m.when > 0) at = Math.min(last, at + Math.max(0, performance.timeOrigin + now - m.when) * speed);
         replayer.play(offset(at));
-        sampled = performance.now();   // rrweb's clock starts now, at offset(at)
+        sampled = now;   // rrweb's clock starts now, at offset(at)
         running = true;
         finished = false;
         shown = null;
