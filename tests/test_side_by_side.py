@@ -108,3 +108,35 @@ def test_under_gevents_monkey_patch_the_parts_are_greenlets_that_overlap(tmp_pat
     first, second = ast.literal_eval(out.stdout.strip())  # (("a", kind), ("b", kind))
     assert first[0] == "a" and second[0] == "b"
     assert second[1] == "Greenlet"  # the second part ran in a greenlet of the same process
+
+
+def test_the_spare_comes_from_the_pool_that_lent_the_connection(cluster):
+    """The replica marked down (or up) between the two checkouts: the spare still comes from
+    the pool of the request's first connection, so both read one server (and can share one
+    snapshot: rollup_rows.snapshot)."""
+    primary = ConnectionPool(cluster.url(), min_size=2, max_size=2, open=True)
+    replica = ConnectionPool(cluster.url(), min_size=2, max_size=2, open=True)
+    primary.wait()
+    replica.wait()
+
+    def lent(pool) -> int:
+        stats = pool.get_stats()
+        return stats["pool_size"] - stats["pool_available"]
+
+    try:
+        side = ReadSide(primary, replica)
+        with side.connection():
+            side._mark_down(RuntimeError("gone"))   # another request found it down meanwhile
+            with side.spare() as spare:
+                assert spare is not None
+                assert (lent(replica), lent(primary)) == (2, 0)
+        with side.connection():                     # down: the primary's
+            side._mark_up()                         # a probe found it up meanwhile
+            with side.spare() as spare:
+                assert spare is not None
+                assert (lent(replica), lent(primary)) == (0, 2)
+        with side.spare():                          # outside a request's connection: as up says
+            assert (lent(replica), lent(primary)) == (1, 0)
+    finally:
+        primary.close()
+        replica.close()

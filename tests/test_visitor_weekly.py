@@ -136,7 +136,7 @@ def test_a_long_range_reads_whole_weeks_and_equals_the_raw_rows(weeks):
 def test_the_overview_with_weeks_equals_the_overview_from_days(weeks, preset, monkeypatch):
     end = datetime.now(UTC)
     start = end - timerange.PRESETS[preset]
-    with connect(weeks["url"]) as conn, conn.transaction():
+    with connect(weeks["url"]) as conn, visitor_stats.snapshot(conn):
         with_weeks = overview.numbers(conn, weeks["id"], start, end)
         _without_weeks(monkeypatch)
         from_days = overview.numbers(conn, weeks["id"], start, end)
@@ -175,10 +175,11 @@ def test_the_overview_on_two_connections_equals_the_overview_on_one(weeks, prese
     end = datetime.now(UTC)
     start = end - timerange.PRESETS[preset]
     with connect(weeks["url"]) as conn, connect(weeks["url"]) as spare:
-        with conn.transaction():
+        with visitor_stats.snapshot(conn):
             on_one = overview.numbers(conn, weeks["id"], start, end)
-        with conn.transaction(), spare.transaction():
-            on_two = overview.numbers(conn, weeks["id"], start, end, spare)
+        with visitor_stats.snapshot(conn, spare) as shared:
+            assert shared is spare  # one snapshot on both
+            on_two = overview.numbers(conn, weeks["id"], start, end, shared)
             ran_there = spare.execute("SHOW max_parallel_workers_per_gather").fetchone()
     assert on_two == on_one
     assert on_one["visitors"]["visitors"] > 0 and on_one["top_pages"]
@@ -217,7 +218,7 @@ def _refresh_at(url, t):
 
 
 def _equal_to_the_raw_rows(url, a, days, per_day=True):
-    with connect(url) as conn, conn.transaction():
+    with connect(url) as conn, visitor_stats.snapshot(conn):  # one snapshot: partial rows are read
         params = visitor_stats._params(conn, a, days, None, ("visits", "page_visits"))
         _summary_equals_the_raw_rows(conn, a, days)
         pages = {p["path"]: p for p in visitor_stats.pages(conn, a, days, 100)}
@@ -268,7 +269,7 @@ def test_a_partial_day_is_stored_read_once_and_replaced_by_the_next_refresh(part
     assert _equal_to_the_raw_rows(url, a, from_monday)["visits_wend"] == monday + timedelta(days=7)
     # A range that ends inside the partial day cannot use it: hourly rows, as before.
     inside = traffic.Range(day - timedelta(days=2), day + timedelta(hours=10))
-    with connect(url) as conn, conn.transaction():
+    with connect(url) as conn, visitor_stats.snapshot(conn):
         cut = visitor_stats._params(conn, a, inside, None, ("visits",))
     assert cut["visits_dend"] == cut["visits_dcut"] == day
     _equal_to_the_raw_rows(url, a, inside, per_day=False)

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import psycopg
@@ -32,6 +33,9 @@ log = logging.getLogger("hindsight.read_side")
 CHECKOUT_SECONDS = 1.0  # a request waits this long for a replica connection, then uses the primary
 PROBE_SECONDS = 5.0     # how often the scheduler looks at the replica (lag, back up)
 SPARE_SECONDS = 0.01    # a second connection for a request that can use one, if one is this near
+
+# The pool whose connection `ReadSide.connection()` lends in this context (for `spare`).
+_LENT: ContextVar[Pool | None] = ContextVar("read_side_lent", default=None)
 
 
 class ReadSide:
@@ -70,22 +74,31 @@ class ReadSide:
                 if self._replica is not None:
                     self.fallbacks += 1
                 with self._primary.connection(timeout=timeout) as primary_conn:
-                    yield primary_conn
+                    token = _LENT.set(self._primary)
+                    try:
+                        yield primary_conn
+                    finally:
+                        _LENT.reset(token)
                 return
+            token = _LENT.set(replica)
             try:
                 yield conn
             except psycopg.OperationalError as ex:
                 # This request fails (503, the client retries); the next reads go to the primary.
                 self._mark_down(ex)
                 raise
+            finally:
+                _LENT.reset(token)
 
     @contextmanager
     def spare(self, wait: float = SPARE_SECONDS) -> Iterator[Conn | None]:
         """A second connection for a request that can split its reads (the overview runs its
         statements on two at once), from the pool `connection()` uses, or None if none is
         free within `wait`: the caller then reads on its one connection. Never waits long,
-        never marks the replica down (a busy pool is not a replica that is gone)."""
-        pool = self._replica if (self._replica is not None and self._up) else self._primary
+        never marks the replica down (a busy pool is not a replica that is gone). Inside
+        `connection()`, from the pool that lent that connection (both on one server, whatever
+        the replica's state does meanwhile: their reads share a snapshot, rollup_rows)."""
+        pool = _LENT.get() or (self._replica if (self._replica is not None and self._up) else self._primary)
         try:
             stack = ExitStack()
             conn = stack.enter_context(pool.connection(timeout=wait))

@@ -6,8 +6,14 @@
 --   * materialized_until is the watermark: buckets before it are read from the stored
 --     roll-up, buckets after it are computed from raw rows at query time. So the
 --     dashboard is always current, and a watermark that lags only makes queries slower.
+--   * the visitor roll-ups' daily and weekly stores (visits_*, page_visits_*) also hold
+--     today so far and this week so far as one row each (a partial row, replaced by the
+--     next refresh): their watermark is inside today, like the hourly ones'. Their views
+--     (visits_daily, page_visits_daily) read the store's whole days only, and compute the
+--     watermark's day from its hours.
 --   * expected lag: hourly roll-ups about 1-2 hours (they leave the last hour to query
---     time), daily ones 1-2 days, network_weekly 1-2 weeks. Much more than that, or
+--     time), the visitor roll-ups' daily and weekly ones too, the other daily ones 1-2
+--     days, network_weekly 1-2 weeks. Much more than that, or
 --     refreshed_at older than a few refresh intervals: the refresh job or policy is not
 --     running (04_jobs.sql).
 --   * apache edition: every roll-up is refreshed by Hindsight's `refresh_rollups` job.

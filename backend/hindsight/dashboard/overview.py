@@ -71,8 +71,8 @@ class OverviewPage:
         with self._s.pool.connection() as conn:  # the login: on the primary
             user = web.current_user(req, conn, self._s)
         read = self._s.read_pool  # the data: may lag (SCALING.md)
-        with read.connection() as conn, read.spare() as spare:
-            view = {"range": preset, **numbers(conn, user.account_id, start, end, spare)}
+        with read.connection() as conn, read.spare() as spare, visitor_stats.snapshot(conn, spare) as shared:
+            view = {"range": preset, **numbers(conn, user.account_id, start, end, shared)}
         series, totals = view["series"], view["totals"]
         labels = bucket_labels(series)
         charts = {key: {**bars(series, key, labels=labels), "total": totals[key]} for key, _ in METRICS}
@@ -88,9 +88,9 @@ def numbers(conn, account, start, end, spare=None) -> dict:
     group instead of the sum); without one, one after another on `conn`. On each connection
     in pipeline mode (a statement whose result is not read, such as each reader's `SET
     LOCAL`, goes out with the next one instead of waiting for its own round trip), and with
-    the visitor roll-ups' watermarks read once for both. Each statement reads its own
-    snapshot (read committed) as before: a refresh between two of them replaces rows below
-    the watermarks read, it never adds any."""
+    the visitor roll-ups' watermarks read once for both. In one snapshot (`conn` and `spare`
+    inside visitor_stats.snapshot, as the page does) the readers may take today's and this
+    week's partial rows; else whole days and weeks (rollup_rows.snapshot says why)."""
     interval = "hour" if end - start <= timedelta(days=7) else "day"
     rng = traffic.hour_range(start, end) if interval == "hour" else traffic.day_range(start, end)
     with visitor_stats.same_watermarks(conn):

@@ -308,6 +308,11 @@ def refresh(conn: Conn, rollup: Rollup, now: datetime) -> dict:
             (rollup.name,),
         ).fetchone()
         watermark = row["materialized_until"] if row else None
+        if watermark is not None and end < watermark:
+            # An earlier clock than the last refresh's (stepped back, another server's): the
+            # buckets it rewrites still reach the watermark, or a partial row (today so far)
+            # would end before it while readers take it as reaching it.
+            end = watermark
         if watermark is None:
             earliest = one(conn.execute(rollup.earliest))["t"]
             start = _floor(conn, rollup.width, earliest) if earliest is not None else end

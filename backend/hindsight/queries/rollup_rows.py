@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from psycopg import sql
+import psycopg
+from psycopg import IsolationLevel, sql
+from psycopg.pq import TransactionStatus
 
-from ..db import Conn
+from ..db import Conn, one
 
 if TYPE_CHECKING:
     from .traffic import Range
@@ -92,13 +94,74 @@ def read_watermarks(conn: Conn, prefixes: tuple[str, ...]) -> dict[str, datetime
 
 # Watermarks read once for several statements (same_watermarks), else once per statement.
 _SAME_WATERMARKS: ContextVar[dict[str, datetime] | None] = ContextVar("same_watermarks", default=None)
+# Whether the readers run in one snapshot (`snapshot`): only then are partial rows read.
+_ONE_SNAPSHOT: ContextVar[bool] = ContextVar("one_snapshot", default=False)
+
+
+@contextmanager
+def snapshot(conn: Conn, spare: Conn | None = None) -> Iterator[Conn | None]:
+    """Within: every statement on `conn` (and on `spare`, which yields itself, or None when it
+    cannot share the snapshot) sees the database as of one moment, so the readers may read
+    the visitor roll-ups' partial rows (today so far, this week so far).
+
+    A partial row is the one thing a refresh *grows* below the watermarks: a reader that read
+    the watermarks before a refresh committed and its rows after would count the hours the
+    row gained twice (the row holds them now, and the hours after the old watermark are read
+    again from the hourly store and the raw rows). In one snapshot (a REPEATABLE READ, READ
+    ONLY transaction; the spare imports it with SET TRANSACTION SNAPSHOT) the watermarks and
+    the rows agree. Outside one (a connection already in a transaction, the default read
+    committed) the readers take whole days and weeks only, and the hours after them: as
+    correct, a little slower.
+
+    A spare that cannot import the snapshot (another server: the primary and a replica; a
+    server that refuses) is handed back as None: the caller reads on `conn` alone."""
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        yield None
+        return
+    with _isolated(conn), conn.transaction(), ExitStack() as stack:
+        shared = _share(stack, conn, spare) if spare is not None else None
+        token = _ONE_SNAPSHOT.set(True)
+        try:
+            yield shared
+        finally:
+            _ONE_SNAPSHOT.reset(token)
+
+
+@contextmanager
+def _isolated(conn: Conn) -> Iterator[None]:
+    """`conn`'s next transaction REPEATABLE READ, READ ONLY; its settings as they were after."""
+    before = conn.isolation_level, conn.read_only
+    conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
+    try:
+        yield
+    finally:
+        conn.isolation_level, conn.read_only = before
+
+
+def _share(stack: ExitStack, conn: Conn, spare: Conn) -> Conn | None:
+    """`spare` in a transaction of `conn`'s snapshot until `stack` closes, or None."""
+    if spare.info.transaction_status != TransactionStatus.IDLE:
+        return None
+    name = one(conn.execute("SELECT pg_export_snapshot() AS s"))["s"]
+    stack.enter_context(_isolated(spare))
+    transaction = spare.transaction()
+    transaction.__enter__()
+    try:
+        spare.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(name)))
+    except psycopg.Error as ex:
+        # Another server's snapshot, or one it refuses: rolled back; read on `conn` alone.
+        transaction.__exit__(type(ex), ex, ex.__traceback__)
+        return None
+    stack.push(transaction.__exit__)
+    return spare
 
 
 @contextmanager
 def same_watermarks(conn: Conn) -> Iterator[None]:
     """Within: every reader uses the watermarks read once here (one round trip for the
     overview's statements, not one each). Correct for any later statement: a refresh
-    replaces rows below a watermark, it never adds to them."""
+    replaces whole rows below a watermark, it never adds to them, and the partial rows it
+    does grow are read only in one snapshot (`snapshot`), where no refresh shows."""
     token = _SAME_WATERMARKS.set(read_watermarks(conn, PREFIXES))
     try:
         yield
@@ -140,7 +203,8 @@ def params(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None,
         # lies inside the range and below the hourly watermark: one row instead of its hours.
         dend = dcut
         daily = marks.get(f"{prefix}_daily")
-        if daily is not None:
+        partial = _ONE_SNAPSHOT.get()  # partial rows only in one snapshot (see `snapshot`)
+        if partial and daily is not None:
             today = _day_floor(daily.astimezone(UTC))
             if daily != today and dcut == today and rng.start <= today and daily <= min(hcut, rng.end):
                 dcut, dend = daily, today + DAY
@@ -155,7 +219,7 @@ def params(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None,
         # A partial week (the visitor roll-ups' current week so far, up to the daily rows'
         # watermark): its row instead of that week's days, when the range holds its start.
         weekly = marks.get(f"{prefix}_weekly")
-        if weeks and weekly is not None and weekly == dcut and weekly <= min(hcut, rng.end):
+        if partial and weeks and weekly is not None and weekly == dcut and weekly <= min(hcut, rng.end):
             this_week = week_floor(weekly.astimezone(UTC))
             if weekly != this_week and day0 <= this_week and wcut <= this_week:
                 if week0 >= wcut:  # no whole week before it

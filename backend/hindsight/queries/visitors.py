@@ -63,6 +63,7 @@ def _tail(prefix: str) -> sql.Composable:
 
 # The visitor roll-ups' watermarks read once for several statements (the overview).
 same_watermarks = rollup_rows.same_watermarks
+snapshot = rollup_rows.snapshot
 _params = rollup_rows.params  # a module global: tests replace it
 
 

@@ -74,7 +74,8 @@ class _StatsResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = load_query(req, self.schema)
-        with self._s.read_pool.connection() as conn:
+        # One snapshot: the visitor readers may read the roll-ups' partial rows (rollup_rows).
+        with self._s.read_pool.connection() as conn, visitor_stats.snapshot(conn):
             who = analyst(req, conn)
             resp.media = self.answer(conn, who.account_id, query)
 
