@@ -228,6 +228,12 @@ DIRECT = {
                count(*) FILTER (WHERE event_type = 'click') AS c, count(*) FILTER (WHERE event_type = 'error') AS e
         FROM events WHERE account_id = ANY(%s) AND page_url IS NOT NULL
           AND event_type IN ('page_view', 'click', 'error') GROUP BY 1, 2, 3, 4""",
+    "pages_weekly": """
+        SELECT time_bucket(INTERVAL '7 days', "timestamp") AS bucket, account_id, host,
+               hindsight_url_path(page_url) AS path, count(*) FILTER (WHERE event_type = 'page_view') AS v,
+               count(*) FILTER (WHERE event_type = 'click') AS c, count(*) FILTER (WHERE event_type = 'error') AS e
+        FROM events WHERE account_id = ANY(%s) AND page_url IS NOT NULL
+          AND event_type IN ('page_view', 'click', 'error') GROUP BY 1, 2, 3, 4""",
     "network_hourly": """
         SELECT time_bucket(INTERVAL '1 hour', "timestamp") AS bucket, account_id, host,
                hindsight_network_method(event_data) AS method, hindsight_network_url(event_data) AS url,
@@ -273,6 +279,8 @@ VIEW = {
                     "sum(errors) AS e FROM pages_hourly WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4",
     "pages_daily": "SELECT bucket, account_id, host, path, sum(page_views) AS v, sum(clicks) AS c, "
                    "sum(errors) AS e FROM pages_daily WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4",
+    "pages_weekly": "SELECT bucket, account_id, host, path, sum(page_views) AS v, sum(clicks) AS c, "
+                    "sum(errors) AS e FROM pages_weekly WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4",
     "network_hourly": "SELECT bucket, account_id, host, method, url, duration_bucket, sum(requests) AS n, "
                       "sum(failures) AS f, min(min_ms) AS lo, max(max_ms) AS hi FROM network_hourly "
                       "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4, 5, 6",

@@ -150,7 +150,8 @@ def test_no_transaction_files_are_split_into_their_statements():
     # Policies are added by files that run in one transaction, where migrate holds them
     # (paused) until the first refreshes have run: never by a no-transaction file.
     no_transaction = [m for m in discover(EDITIONS_DIR / "timescale") if m.sql.startswith(NO_TRANSACTION)]
-    assert [m.name for m in no_transaction] == ["timescale_first_refresh", "timescale_network_first_refresh"]
+    assert [m.name for m in no_transaction] == ["timescale_first_refresh", "timescale_network_first_refresh",
+                                                "timescale_pages_weekly_first_refresh"]
     assert not any(re.search(r"add_\w+_policy|add_job", m.sql) for m in no_transaction)
 
 
@@ -179,7 +180,8 @@ def test_the_timescale_sql_upgrades_an_apache_database_without_losing_or_doublin
                         for s in _statements(m.sql) if TSL_ONLY.search(s)]
             assert license_errors == tsl_only
             assert caggs == ["events_hourly_cagg", "pages_hourly_cagg", "events_daily_cagg", "pages_daily_cagg",
-                             "network_hourly_cagg", "network_daily_cagg", "network_weekly_cagg"]
+                             "network_hourly_cagg", "network_daily_cagg", "network_weekly_cagg",
+                             "pages_weekly_cagg"]
             after = views(conn, accounts)
             assert after == before
             # The archives now hold only what no raw event can recount.
@@ -210,10 +212,11 @@ def test_the_tsl_only_runtime_queries_run_here(db_url):
 # the terminal summary says so.
 
 TSL_FILES = ["timescale_rollups", "timescale_first_refresh", "timescale_compress_by_account",
-             "timescale_network_rollups", "timescale_network_first_refresh", "timescale_rollup_views_unioned"]
+             "timescale_network_rollups", "timescale_network_first_refresh", "timescale_rollup_views_unioned",
+             "timescale_pages_weekly", "timescale_pages_weekly_first_refresh"]
 CAGGS = {"events_hourly_cagg", "pages_hourly_cagg", "events_daily_cagg", "pages_daily_cagg",
-         "network_hourly_cagg", "network_daily_cagg", "network_weekly_cagg"}
-POLICY_COUNTS = {"policy_refresh_continuous_aggregate": 7, "policy_retention": 8, "policy_compression": 1}
+         "network_hourly_cagg", "network_daily_cagg", "network_weekly_cagg", "pages_weekly_cagg"}
+POLICY_COUNTS = {"policy_refresh_continuous_aggregate": 8, "policy_retention": 9, "policy_compression": 1}
 
 
 def _refresh_caggs(url: str) -> None:
@@ -223,7 +226,7 @@ def _refresh_caggs(url: str) -> None:
         for name, end in (("events_hourly_cagg", "1 hour"), ("pages_hourly_cagg", "1 hour"),
                           ("network_hourly_cagg", "1 hour"), ("events_daily_cagg", "1 day"),
                           ("pages_daily_cagg", "1 day"), ("network_daily_cagg", "1 day"),
-                          ("network_weekly_cagg", "1 day")):
+                          ("network_weekly_cagg", "1 day"), ("pages_weekly_cagg", "1 day")):
             deadline = time.monotonic() + 60
             while True:
                 try:

@@ -279,7 +279,7 @@ def test_health_shows_the_edition_compression_jobs_and_freshness(lc_url, runner)
     # Every roll-up the scheduler refreshes (other issues add theirs), among them these.
     from hindsight.lifecycle.rollups import APACHE_ROLLUPS
     assert set(rollups) == {r.name for r in APACHE_ROLLUPS} >= {
-        "events_hourly", "pages_hourly", "events_daily", "pages_daily", "sessions_daily", "network_hourly",
+        "events_hourly", "pages_hourly", "events_daily", "pages_daily", "pages_weekly", "sessions_daily", "network_hourly",
         "network_daily", "network_weekly", "visits_hourly", "visits_daily", "page_visits_hourly",
         "page_visits_daily", "visits_weekly", "page_visits_weekly"}
     assert all(r["materialized_until"] and r["lag_seconds"] >= 0 for r in rollups.values())

@@ -166,6 +166,21 @@ NETWORK_WEEKLY = Rollup(
     "SELECT min(bucket) AS t FROM network_daily",
 )
 
+# The same weeks of the page roll-up (sql/migrations/0037): a long range's page lists read
+# weeks instead of days.
+PAGES_WEEKLY = Rollup(
+    "pages_weekly", WEEK, timedelta(days=21), HOUR, PAGES_DAILY.columns,
+    """
+    SELECT time_bucket(INTERVAL '7 days', bucket) AS bucket, account_id, host, path,
+           sum(page_views)::bigint AS page_views, sum(clicks)::bigint AS clicks,
+           sum(errors)::bigint AS errors
+    FROM pages_daily
+    WHERE bucket >= %(start)s AND bucket < %(end)s
+    GROUP BY 1, 2, 3, 4
+    """,
+    "SELECT min(bucket) AS t FROM pages_daily",
+)
+
 # Sessions are a plain table on both editions: this one is always ours to refresh.
 SESSIONS_DAILY = Rollup(
     "sessions_daily", DAY, timedelta(days=4), HOUR,
@@ -279,7 +294,7 @@ HEATMAP_DEPTHS_HOURLY = Rollup(
 HEATMAP_ROLLUPS = (HEATMAP_CLICKS_HOURLY, HEATMAP_DEPTHS_HOURLY)
 
 APACHE_ROLLUPS = (EVENTS_HOURLY, PAGES_HOURLY, NETWORK_HOURLY, EVENTS_DAILY, PAGES_DAILY, NETWORK_DAILY,
-                  NETWORK_WEEKLY, SESSIONS_DAILY, *VISITOR_ROLLUPS, *HEATMAP_ROLLUPS)
+                  PAGES_WEEKLY, NETWORK_WEEKLY, SESSIONS_DAILY, *VISITOR_ROLLUPS, *HEATMAP_ROLLUPS)
 TIMESCALE_ROLLUPS = (SESSIONS_DAILY, *VISITOR_ROLLUPS, *HEATMAP_ROLLUPS)
 ALL_ROLLUPS = APACHE_ROLLUPS
 

@@ -46,19 +46,30 @@ _FUNCTIONS = {"visits": "hindsight_visits", "page_visits": "hindsight_page_visit
 CARDINALITY = "coalesce(round(hll_cardinality(hll_union_agg(visitors))), 0)::bigint"
 
 
-def _rows(prefix: str, columns: str, where: str, host: str | None, tail: str | None = None) -> sql.Composable:
+def _rows(prefix: str, columns: str, where: str, host: str | None, tail: str | None = None,
+          dimensions: sql.Composable | None = None) -> sql.Composable:
     """The rows of roll-up `prefix` over the range (its bounds: `_params(..., prefixes)`).
 
     `tail`: the name of a CTE (`_tail(prefix)`) holding the buckets after the hourly
-    watermark, so that a statement reading the roll-up more than once computes them once."""
-    source = sql.Identifier(tail) if tail is not None else _tail(prefix)
+    watermark, so that a statement reading the roll-up more than once computes them once.
+    `dimensions` (visits): a text[] of the dimensions `where` keeps (`_dimensions`)."""
+    source = sql.Identifier(tail) if tail is not None else _tail(prefix, dimensions)
     return rollup_rows.rows(prefix, columns, where, host, source)
 
 
-def _tail(prefix: str) -> sql.Composable:
-    """The buckets after the hourly watermark, up to the range's end, computed from the raw rows."""
-    return sql.SQL("{}(%({}_hcut)s, %(end)s, %(account_id)s)").format(
+def _tail(prefix: str, dimensions: sql.Composable | None = None) -> sql.Composable:
+    """The buckets after the hourly watermark, up to the range's end, computed from the raw
+    rows; of the visits roll-up, only the `dimensions` given (sql/migrations/0039)."""
+    call = sql.SQL("{}(%({}_hcut)s, %(end)s, %(account_id)s").format(
         sql.Identifier(_FUNCTIONS[prefix]), sql.SQL(prefix))
+    if dimensions is not None:
+        return sql.SQL("{}, {})").format(call, dimensions)
+    return sql.SQL("{})").format(call)
+
+
+def _dimensions(*names: str) -> sql.Composable:
+    """A text[] of these dimensions, for `_rows`/`_tail`."""
+    return sql.SQL("ARRAY[{}]::text[]").format(sql.SQL(", ").join(map(sql.Literal, names)))
 
 
 # The visitor roll-ups' watermarks read once for several statements (the overview).
@@ -93,7 +104,8 @@ def summary(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None = No
     sessions started in the range (whole hours)."""
     _serial(conn)
     query = sql.SQL(SUMMARY).format(cardinality=sql.SQL(CARDINALITY), rows=_rows(
-        "visits", "visitors, sessions, bounces, duration_s, page_views", "AND dimension = 'all'", host))
+        "visits", "visitors, sessions, bounces, duration_s, page_views", "AND dimension = 'all'", host,
+        dimensions=_dimensions("all")))
     row = one(conn.execute(query, _params(conn, account_id, rng, host, ("visits",))))
     return {"visitors": row["visitors"], "sessions": row["sessions"], "bounces": row["bounces"],
             "bounce_rate": _ratio(row["bounces"], row["sessions"]),
@@ -122,7 +134,7 @@ def series(conn: Conn, account_id: uuid.UUID, rng: Range, interval: str, host: s
     params = _params(conn, account_id, rng, host, ("visits",), weeks=False, hours_only=interval == "hour",
                      width=HOUR if interval == "hour" else DAY)
     query = sql.SQL(SERIES).format(cardinality=sql.SQL(CARDINALITY), rows=_rows(
-        "visits", "bucket, visitors, bounces", "AND dimension = 'all'", host))
+        "visits", "bucket, visitors, bounces", "AND dimension = 'all'", host, dimensions=_dimensions("all")))
     return conn.execute(query, params).fetchall()
 
 
@@ -135,7 +147,8 @@ def breakdown_visitors(conn: Conn, account_id: uuid.UUID, dimension: str, rng: R
     attribute (None: unknown), as traffic.breakdown counts their sessions."""
     _serial(conn)
     query = sql.SQL(BREAKDOWN).format(cardinality=sql.SQL(CARDINALITY), rows=_rows(
-        "visits", "value, visitors", "AND dimension = %(dimension)s AND value = ANY(%(values)s)", host))
+        "visits", "value, visitors", "AND dimension = %(dimension)s AND value = ANY(%(values)s)", host,
+        dimensions=sql.SQL("ARRAY[%(dimension)s]::text[]")))
     params = _params(conn, account_id, rng, host, ("visits",), dimension=dimension,
                      values=[v if v is not None else "" for v in values])
     found = {(r["value"] or None): r["visitors"] for r in conn.execute(query, params).fetchall()}
@@ -177,7 +190,7 @@ def breakdowns(conn: Conn, account_id: uuid.UUID, dimensions: tuple[str, ...], r
     _serial(conn)
     where = "AND dimension = ANY(%(dimensions)s)"
     query = sql.SQL(BREAKDOWNS).format(
-        tail=_tail("visits"), cardinality=sql.SQL(CARDINALITY),
+        tail=_tail("visits", sql.SQL("%(dimensions)s::text[]")), cardinality=sql.SQL(CARDINALITY),
         counts=_rows("visits", "dimension, value, sessions", where, host, tail="tail"),
         sketches=_rows("visits", "dimension, value, visitors", where, host, tail="tail"))
     params = _params(conn, account_id, rng, host, ("visits",), dimensions=list(dimensions), limit=limit)
@@ -241,7 +254,8 @@ def pages(conn: Conn, account_id: uuid.UUID, rng: Range, limit: int, host: str |
         views=_rows("page_visits", "host, path, page_views, exits, time_on_page_s" + (", visitors" if merged else ""),
                     only, host),
         entries=_rows("visits", "host, value, sessions, bounces",
-                      "AND dimension = 'entry_page'" + only.replace("path", "value", 1), host))
+                      "AND dimension = 'entry_page'" + only.replace("path", "value", 1), host,
+                      dimensions=_dimensions("entry_page")))
     rows = conn.execute(query, params).fetchall()
     if rows and not merged:
         found = {(r["host"], r["path"]): r["visitors"] for r in conn.execute(
