@@ -304,7 +304,7 @@ def materialize(url: str, now: datetime) -> None:
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         for name in ("events_hourly_cagg", "pages_hourly_cagg", "network_hourly_cagg",
                      "events_daily_cagg", "pages_daily_cagg", "network_daily_cagg", "pages_weekly_cagg",
-                     "network_weekly_cagg"):
+                     "network_weekly_cagg", "network_4weekly_cagg"):
             conn.execute(f"CALL refresh_continuous_aggregate('{name}', NULL, now() - INTERVAL '1 hour')")
         rollups.refresh_all(conn, now, "timescale")
         conn.execute("VACUUM ANALYZE")

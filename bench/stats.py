@@ -589,7 +589,7 @@ def run_bench(url: str, config: Config, show_progress: bool = True) -> Result:
             'SELECT count(*) AS n FROM events WHERE account_id = %s AND "timestamp" >= %s',
             (biggest["account_id"], now - timedelta(days=config.range_days))).fetchone()["n"]
         for name in ("events", "sessions", "events_hourly_store", "events_daily_store", "pages_hourly_store",
-                     "pages_daily_store", "pages_weekly_store", "network_hourly_store", "network_daily_store", "network_weekly_store",
+                     "pages_daily_store", "pages_weekly_store", "network_hourly_store", "network_daily_store", "network_weekly_store", "network_4weekly_store",
                      "sessions_daily_store", "visits_hourly_store", "visits_daily_store",
                      "page_visits_hourly_store", "page_visits_daily_store"):
             result.sizes[name] = conn.execute(

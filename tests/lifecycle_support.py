@@ -258,6 +258,14 @@ DIRECT = {
                min(hindsight_network_duration(event_data)) AS lo, max(hindsight_network_duration(event_data)) AS hi
         FROM events WHERE account_id = ANY(%s) AND event_type = 'network'
           AND hindsight_network_duration(event_data) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",
+    "network_4weekly": """
+        SELECT time_bucket(INTERVAL '28 days', "timestamp") AS bucket, account_id, host,
+               hindsight_network_method(event_data) AS method, hindsight_network_url(event_data) AS url,
+               hindsight_duration_bucket(hindsight_network_duration(event_data)) AS duration_bucket,
+               count(*) AS n, count(*) FILTER (WHERE hindsight_network_failed(event_data)) AS f,
+               min(hindsight_network_duration(event_data)) AS lo, max(hindsight_network_duration(event_data)) AS hi
+        FROM events WHERE account_id = ANY(%s) AND event_type = 'network'
+          AND hindsight_network_duration(event_data) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",
     "sessions_daily": """
         SELECT time_bucket(INTERVAL '1 day', started_at) AS bucket, account_id, host, d.dimension, d.value,
                count(*) AS n
@@ -289,6 +297,9 @@ VIEW = {
                      "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4, 5, 6",
     "network_weekly": "SELECT bucket, account_id, host, method, url, duration_bucket, sum(requests) AS n, "
                       "sum(failures) AS f, min(min_ms) AS lo, max(max_ms) AS hi FROM network_weekly "
+                      "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4, 5, 6",
+    "network_4weekly": "SELECT bucket, account_id, host, method, url, duration_bucket, sum(requests) AS n, "
+                      "sum(failures) AS f, min(min_ms) AS lo, max(max_ms) AS hi FROM network_4weekly "
                       "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4, 5, 6",
     "sessions_daily": "SELECT bucket, account_id, host, dimension, value, sessions AS n FROM sessions_daily "
                       "WHERE account_id = ANY(%s)",

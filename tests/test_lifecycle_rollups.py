@@ -401,7 +401,8 @@ def test_views_stay_whole_when_the_refresh_job_has_not_run_for_days(lc_url, runn
         for behind in ("5 days", "2 hours"):
             with conn.transaction():
                 conn.execute(f"UPDATE rollup_watermarks SET materialized_until = time_bucket("  # noqa: S608
-                             f"CASE WHEN rollup LIKE '%%weekly' THEN INTERVAL '7 days' WHEN rollup LIKE '%%daily' "
+                             f"CASE WHEN rollup LIKE '%%4weekly' THEN INTERVAL '28 days' "
+                             f"WHEN rollup LIKE '%%weekly' THEN INTERVAL '7 days' WHEN rollup LIKE '%%daily' "
                              f"THEN INTERVAL '1 day' ELSE INTERVAL '1 hour' END, now() - INTERVAL '{behind}')")
             assert views(conn, [a]) == directs(conn, [a]), behind
             behind_rows = conn.execute(

@@ -76,8 +76,11 @@ def refresh_range(conn: Conn, first: datetime, last: datetime) -> dict[str, Any]
     try:
         edition = schema_edition(conn)
         if edition == TIMESCALE:
-            start, end = _floor(first, timedelta(days=7)), _floor(last, timedelta(days=7)) + timedelta(days=7)
             for view in q.continuous_aggregates(conn):
+                # Whole weeks (whole 28-day blocks for network_4weekly_cagg: a refresh window
+                # smaller than one bucket refreshes nothing), finest aggregates first.
+                width = timedelta(days=28 if view.startswith("network_4weekly") else 7)
+                start, end = _floor(first, width), _floor(last, width) + width
                 try:
                     q.refresh_aggregate(conn, view, start, end)
                     done[view] = "refreshed"

@@ -13,7 +13,9 @@
 --     watermark's day from its hours.
 --   * expected lag: hourly roll-ups about 1-2 hours (they leave the last hour to query
 --     time), the visitor roll-ups' daily and weekly ones too, the other daily ones 1-2
---     days, network_weekly 1-2 weeks. Much more than that, or
+--     days, network_weekly 1-2 weeks, network_4weekly 1-2 days on the apache edition (it
+--     holds the current 28-day block so far, up to the daily watermark) and 0-4 weeks on the
+--     timescale one (whole blocks only). Much more than that, or
 --     refreshed_at older than a few refresh intervals: the refresh job or policy is not
 --     running (04_jobs.sql).
 --   * apache edition: every roll-up is refreshed by Hindsight's `refresh_rollups` job.

@@ -46,7 +46,8 @@ SESSION_GRACE = timedelta(hours=1)   # a session younger than this may still get
 IMAGE_GRACE = timedelta(hours=1)     # an image younger than this may be on its way to a screenshot
 BATCH = 5000
 TIMESCALE_AGGREGATES = ("events_hourly_cagg", "pages_hourly_cagg", "events_daily_cagg", "pages_daily_cagg",
-                        "pages_weekly_cagg", "network_hourly_cagg", "network_daily_cagg", "network_weekly_cagg")
+                        "pages_weekly_cagg", "network_hourly_cagg", "network_daily_cagg", "network_weekly_cagg",
+                        "network_4weekly_cagg")
 
 # Each account's cutoff is a whole hour: time_bucket('1 hour', now - its retention).
 EXPIRE_SCREENSHOTS = """

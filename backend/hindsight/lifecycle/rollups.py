@@ -166,6 +166,32 @@ NETWORK_WEEKLY = Rollup(
     "SELECT min(bucket) AS t FROM network_daily",
 )
 
+# 28-day blocks (sql/migrations/0038), so that a long range's slowest endpoints read a block
+# instead of 4 weeks. Blocks start on Monday 2000-01-03 (time_bucket's origin): a block is 4
+# whole weeks. Made of the weekly *store* up to its watermark and the daily store's days
+# after it, up to the daily watermark (`after`; refreshed after both): the current block so
+# far is a row too (`partial`: one row per key instead of up to 3 weeks' and 6 days' rows).
+# A refresh re-reads the last 63 days: the weekly roll-up rewrites its last 3 weeks, so a
+# block's weeks change until 49 days after it starts.
+BLOCK = timedelta(days=28)
+NETWORK_4WEEKLY = Rollup(
+    "network_4weekly", BLOCK, timedelta(days=63), HOUR, NETWORK_COLUMNS,
+    """
+    SELECT time_bucket(INTERVAL '28 days', bucket) AS bucket, account_id, host, method, url, duration_bucket,
+           sum(requests)::bigint AS requests, sum(failures)::bigint AS failures,
+           min(min_ms) AS min_ms, max(max_ms) AS max_ms
+    FROM (SELECT * FROM network_weekly_store
+          WHERE bucket >= %(start)s AND bucket < least(%(end)s, hindsight_rollup_watermark('network_weekly'))
+          UNION ALL
+          SELECT * FROM network_daily_store
+          WHERE bucket >= greatest(%(start)s, hindsight_rollup_watermark('network_weekly')) AND bucket < %(end)s
+         ) AS weeks_and_days
+    GROUP BY 1, 2, 3, 4, 5, 6
+    """,
+    "SELECT least((SELECT min(bucket) FROM network_weekly_store), (SELECT min(bucket) FROM network_daily_store)) AS t",
+    partial=True, after="network_daily",
+)
+
 # The same weeks of the page roll-up (sql/migrations/0037): a long range's page lists read
 # weeks instead of days.
 PAGES_WEEKLY = Rollup(
@@ -294,7 +320,7 @@ HEATMAP_DEPTHS_HOURLY = Rollup(
 HEATMAP_ROLLUPS = (HEATMAP_CLICKS_HOURLY, HEATMAP_DEPTHS_HOURLY)
 
 APACHE_ROLLUPS = (EVENTS_HOURLY, PAGES_HOURLY, NETWORK_HOURLY, EVENTS_DAILY, PAGES_DAILY, NETWORK_DAILY,
-                  PAGES_WEEKLY, NETWORK_WEEKLY, SESSIONS_DAILY, *VISITOR_ROLLUPS, *HEATMAP_ROLLUPS)
+                  PAGES_WEEKLY, NETWORK_WEEKLY, NETWORK_4WEEKLY, SESSIONS_DAILY, *VISITOR_ROLLUPS, *HEATMAP_ROLLUPS)
 TIMESCALE_ROLLUPS = (SESSIONS_DAILY, *VISITOR_ROLLUPS, *HEATMAP_ROLLUPS)
 ALL_ROLLUPS = APACHE_ROLLUPS
 

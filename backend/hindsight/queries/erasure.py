@@ -189,7 +189,7 @@ def continuous_aggregates(conn: Conn) -> list[str]:
     hourly one)."""
     rows = conn.execute("SELECT view_name FROM timescaledb_information.continuous_aggregates "
                         "WHERE view_schema = 'public'").fetchall()
-    order = {"hourly": 0, "daily": 1, "weekly": 2}
+    order = {"hourly": 0, "daily": 1, "4weekly": 3, "weekly": 2}  # "4weekly" before "weekly": both match
     names = [r["view_name"] for r in rows]
     return sorted(names, key=lambda n: (next((v for k, v in order.items() if k in n), 3), n))
 

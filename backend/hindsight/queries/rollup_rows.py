@@ -37,7 +37,7 @@ from ..db import Conn, one
 if TYPE_CHECKING:
     from .traffic import Range
 
-HOUR, DAY, WEEK = timedelta(hours=1), timedelta(days=1), timedelta(days=7)
+HOUR, DAY, WEEK, BLOCK = timedelta(hours=1), timedelta(days=1), timedelta(days=7), timedelta(days=28)
 # Every roll-up family whose stores are read this way (when its watermarks exist).
 PREFIXES = ("visits", "page_visits", "events", "pages", "network")
 
@@ -60,15 +60,29 @@ SPLIT = """
 """
 # Without a weekly roll-up (events, pages): the same rows less the first part.
 SPLIT_NO_WEEKS = SPLIT.split("UNION ALL", 1)[1]
+# With 28-day blocks too (network: sql/migrations/0038): the blocks' rows for [block0, block1)
+# inside the whole weeks (buckets before `bend`: block1, or the end of a partial block), the
+# weeks around them. Without blocks, block0 = block1 = week0.
+_BLOCKS_AND_WEEKS = """
+    SELECT {columns} FROM {blocks}
+    WHERE account_id = %(account_id)s AND bucket >= %({p}_block0)s AND bucket < %({p}_bend)s {where}
+    UNION ALL
+    SELECT {columns} FROM {weekly}
+    WHERE account_id = %(account_id)s AND (bucket >= %({p}_week0)s AND bucket < %({p}_block0)s
+                                           OR bucket >= %({p}_block1)s AND bucket < %({p}_wend)s) {where}
+"""
+SPLIT_BLOCKS = "    UNION ALL".join((_BLOCKS_AND_WEEKS, SPLIT_NO_WEEKS))
 
 
 def rows(prefix: str, columns: str, where: str, host: str | None, tail: sql.Composable,
-         weekly: bool = True) -> sql.Composable:
+         weekly: bool = True, blocks: bool = False) -> sql.Composable:
     """The rows of roll-up family `prefix` over the range (its bounds: `params(..., prefixes)`);
-    `tail`: a row source of the buckets after the hourly watermark, computed from raw rows."""
+    `tail`: a row source of the buckets after the hourly watermark, computed from raw rows;
+    `blocks`: whole 28-day blocks from `prefix`_4weekly_store (network)."""
     condition = sql.SQL(where + (" AND host = %(host)s" if host is not None else ""))
-    return sql.SQL(SPLIT if weekly else SPLIT_NO_WEEKS).format(
-        columns=sql.SQL(columns), weekly=sql.Identifier(f"{prefix}_weekly_store"),
+    return sql.SQL(SPLIT_BLOCKS if blocks else SPLIT if weekly else SPLIT_NO_WEEKS).format(
+        columns=sql.SQL(columns), blocks=sql.Identifier(f"{prefix}_4weekly_store"),
+        weekly=sql.Identifier(f"{prefix}_weekly_store"),
         daily=sql.Identifier(f"{prefix}_daily_store"), hourly=sql.Identifier(f"{prefix}_hourly_store"),
         where=condition, tail=tail, p=sql.SQL(prefix))
 
@@ -87,8 +101,18 @@ def week_ceil(t: datetime) -> datetime:
     return floor if floor == t else floor + WEEK
 
 
+# 28-day blocks from the same origin (time_bucket('28 days', ...)): 4 whole weeks each.
+def block_floor(t: datetime) -> datetime:
+    return _WEEK_ORIGIN + ((t - _WEEK_ORIGIN) // BLOCK) * BLOCK
+
+
+def block_ceil(t: datetime) -> datetime:
+    floor = block_floor(t)
+    return floor if floor == t else floor + BLOCK
+
+
 def read_watermarks(conn: Conn, prefixes: tuple[str, ...]) -> dict[str, datetime]:
-    names = [f"{p}_{width}" for p in prefixes for width in ("hourly", "daily", "weekly")]
+    names = [f"{p}_{width}" for p in prefixes for width in ("hourly", "daily", "weekly", "4weekly")]
     return {r["rollup"]: r["materialized_until"] for r in conn.execute(_WATERMARKS, (names,)).fetchall()}
 
 
@@ -181,14 +205,17 @@ def has_stores(conn: Conn, prefix: str) -> bool:
 
 
 def params(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None,
-           prefixes: tuple[str, ...], weeks: bool = True, hours_only: bool = False, **more) -> dict:
+           prefixes: tuple[str, ...], weeks: bool = True, hours_only: bool = False,
+           marks: dict[str, datetime] | None = None, **more) -> dict:
     """The statement's parameters: the range's bounds and, per roll-up prefix, where its
     weekly, daily and hourly stores end. `weeks` False: no weekly rows (a per-day series);
-    `hours_only`: hourly rows and the tail only (a per-hour series)."""
+    `hours_only`: hourly rows and the tail only (a per-hour series); `marks`: watermarks
+    read elsewhere (the timescale edition's continuous aggregates') instead of
+    `rollup_watermarks`."""
     day0, day1 = rng.whole_days()
     out = {"account_id": account_id, "start": rng.start, "end": rng.end, "day0": day0, "day1": day1,
            "host": host, **more}
-    marks = watermarks(conn, prefixes)
+    marks = watermarks(conn, prefixes) if marks is None else marks
 
     def mark(name: str, low: datetime, high: datetime) -> datetime:
         t = marks.get(name)
@@ -225,12 +252,33 @@ def params(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None,
                 if week0 >= wcut:  # no whole week before it
                     week0 = this_week
                 wcut = dend = wend = this_week + WEEK
+        # Whole 28-day blocks inside the whole weeks that the 28-day store holds (network):
+        # rows of buckets [block0, bend) instead of the weeks [block0, block1).
+        blocks = marks.get(f"{prefix}_4weekly")
+        block0 = block_ceil(week0)
+        block1 = min(block_floor(wcut), block_floor(mark(f"{prefix}_4weekly", day0, day1)))
+        if blocks is None or block0 >= block1:
+            block0 = block1 = week0
+        bend = block1
+        # A partial block (this block so far: its weeks, then days up to the daily rows'
+        # watermark): its row instead of those weeks and days, when the range holds them and
+        # the weeks before it are the weekly store's (not past `wcut`, or those days are lost).
+        if partial and weeks and blocks is not None:
+            this_block = block_floor(blocks.astimezone(UTC))
+            if (blocks != this_block and week0 <= this_block <= wcut and blocks <= dcut
+                    and block1 in (week0, this_block) and (blocks <= wcut or wcut == wend)):
+                if block0 == block1:  # no whole block before it
+                    block0 = this_block
+                block1, bend = blocks, this_block + BLOCK
+                if blocks > wcut:  # the days before it too: days from it on
+                    wcut = wend = blocks
         out.update({f"{prefix}_hcut": hcut, f"{prefix}_dcut": dcut, f"{prefix}_dend": dend, f"{prefix}_week0": week0,
                     f"{prefix}_wcut": wcut, f"{prefix}_wend": wend, f"{prefix}_end0": min(day0, hcut),
-                    f"{prefix}_end1": min(rng.end, hcut)})
+                    f"{prefix}_end1": min(rng.end, hcut), f"{prefix}_block0": block0, f"{prefix}_block1": block1,
+                    f"{prefix}_bend": bend})
         if hours_only:  # every bucket from the hourly store or the tail: no daily or weekly part
             out.update({"day0": rng.start, **{f"{prefix}_{b}": rng.start for b in (
-                "dcut", "dend", "end0", "week0", "wcut", "wend")}})
+                "dcut", "dend", "end0", "week0", "wcut", "wend", "block0", "block1", "bend")}})
     return out
 
 

@@ -89,7 +89,8 @@ def _tail(prefix: str) -> sql.Composable:
 
 
 def _store_rows(prefix: str, columns: str, host: str | None) -> sql.Composable:
-    return rollup_rows.rows(prefix, columns, "", host, _tail(prefix), weekly=prefix in ("network", "pages"))
+    return rollup_rows.rows(prefix, columns, "", host, _tail(prefix), weekly=prefix in ("network", "pages"),
+                            blocks=prefix == "network")
 
 
 def _stores(conn: Conn, prefix: str) -> bool:
@@ -236,26 +237,30 @@ def breakdown(conn: Conn, account_id: uuid.UUID, dimension: str, rng: Range,
 
 # ------------------------------------------------------------------ the overview's lists
 
-# Rows of the network roll-ups over a range: weekly rows for its whole weeks, daily rows for
-# the whole days around them, hourly rows for the hours at either end (a 90-day range reads
-# about 13 weeks + 12 days + 48 hours of rows instead of 90 days of them).
+# Rows of the network roll-ups over a range: 28-day rows for its whole blocks (0038), weekly
+# rows for the whole weeks around them, daily rows for the whole days around those, hourly
+# rows for the hours at either end (a 90-day range reads 2-3 blocks + 0-6 weeks + up to 12
+# days + 46 hours of rows instead of 90 days of them). Each view is named once: a view
+# over continuous aggregates costs 1-3 ms to plan (the days and the hours before and after
+# the weeks are one part each).
 _NETWORK_ROWS = """
+    SELECT {columns} FROM network_4weekly
+    WHERE account_id = %(account_id)s AND bucket >= %(block0)s AND bucket < %(block1)s
+    UNION ALL
     SELECT {columns} FROM network_weekly
-    WHERE account_id = %(account_id)s AND bucket >= %(week0)s AND bucket < %(week1)s
+    WHERE account_id = %(account_id)s AND (bucket >= %(week0)s AND bucket < %(block0)s
+                                           OR bucket >= %(block1)s AND bucket < %(week1)s)
     UNION ALL
     SELECT {columns} FROM network_daily
-    WHERE account_id = %(account_id)s AND bucket >= %(day0)s AND bucket < %(week0)s
-    UNION ALL
-    SELECT {columns} FROM network_daily
-    WHERE account_id = %(account_id)s AND bucket >= %(week1)s AND bucket < %(day1)s
+    WHERE account_id = %(account_id)s AND (bucket >= %(day0)s AND bucket < %(week0)s
+                                           OR bucket >= %(week1)s AND bucket < %(day1)s)
     UNION ALL
     SELECT {columns} FROM network_hourly
-    WHERE account_id = %(account_id)s AND bucket >= %(start)s AND bucket < %(day0)s
-    UNION ALL
-    SELECT {columns} FROM network_hourly
-    WHERE account_id = %(account_id)s AND bucket >= %(day1)s AND bucket < %(end)s
+    WHERE account_id = %(account_id)s AND (bucket >= %(start)s AND bucket < %(day0)s
+                                           OR bucket >= %(day1)s AND bucket < %(end)s)
 """
-# Weeks start on Monday 00:00 UTC, as time_bucket('7 days', ...) cuts them.
+# Weeks start on Monday 00:00 UTC, as time_bucket('7 days', ...) cuts them; 28-day blocks
+# from the same Monday (time_bucket('28 days', ...)): a block is 4 whole weeks.
 
 
 def _network_params(account_id: uuid.UUID, start: datetime, end: datetime, **more) -> dict:
@@ -265,32 +270,47 @@ def _network_params(account_id: uuid.UUID, start: datetime, end: datetime, **mor
     week1 = rollup_rows.week_floor(day1)
     if week0 >= week1:
         week0 = week1 = day0
+    block0, block1 = rollup_rows.block_ceil(week0), rollup_rows.block_floor(week1)
+    if block0 >= block1:
+        block0 = block1 = week0
     return {"account_id": account_id, "start": hours.start, "end": hours.end, "day0": day0, "day1": day1,
-            "week0": week0, "week1": week1, **more}
+            "week0": week0, "week1": week1, "block0": block0, "block1": block1, **more}
 
 
 # Per endpoint: its duration histogram over the range, merged from the network roll-ups
 # (sql/migrations/0021), and the nearest-rank percentiles read off it, each within 5 % of
-# the exact one.
+# the exact one. Cheap to merge (issue 12, docs/DECISIONS.md "The overview, fifth round"):
+# each endpoint's counts and estimates go into two arrays in bucket order (a sort of its
+# ~50 rows by a smallint, not of all ~2,000 rows by their URLs for two windows), and its
+# ranks are read off their running sum: p50 at the first bucket where 2 * up_to >= total,
+# p95 where 20 * up_to >= 19 * total — the same as up_to >= ceil(0.5 * total) and up_to >=
+# ceil(0.95 * total) in whole numbers (bigint, not numeric, arithmetic). Estimates grow
+# with the bucket, so the first such bucket's is the smallest. The estimate is inlined (0038).
 SLOWEST_ENDPOINTS = """
 WITH histogram AS (
-    SELECT method, url, duration_bucket, sum(requests) AS requests, sum(failures) AS failures,
+    SELECT method, url, duration_bucket, sum(requests)::bigint AS requests, sum(failures)::bigint AS failures,
            min(min_ms) AS min_ms, max(max_ms) AS max_ms
     FROM ({rows}) AS x
-    GROUP BY method, url, duration_bucket
-), running AS (
-    SELECT method, url, requests, failures,
-           hindsight_duration_estimate(duration_bucket, min_ms, max_ms) AS estimate,
-           sum(requests) OVER (PARTITION BY method, url ORDER BY duration_bucket) AS up_to,
-           sum(requests) OVER (PARTITION BY method, url) AS total
+    GROUP BY 1, 2, 3
+), endpoints AS (
+    SELECT method, url, sum(requests)::bigint AS total, sum(failures)::bigint AS failures,
+           array_agg(requests ORDER BY duration_bucket) AS counts,
+           array_agg(hindsight_duration_estimate(duration_bucket, min_ms, max_ms) ORDER BY duration_bucket)
+               AS estimates
     FROM histogram
+    GROUP BY method, url
+), ranked AS (
+    SELECT e.method, e.url, e.total, e.failures, r.p50_ms, r.p95_ms
+    FROM endpoints AS e
+    CROSS JOIN LATERAL (
+        SELECT min(u.estimate) FILTER (WHERE 2 * u.up_to >= e.total) AS p50_ms,
+               min(u.estimate) FILTER (WHERE 20 * u.up_to >= 19 * e.total) AS p95_ms
+        FROM (SELECT v.estimate, (sum(v.requests) OVER (ORDER BY v.i))::bigint AS up_to
+              FROM unnest(e.counts, e.estimates) WITH ORDINALITY AS v (requests, estimate, i)) AS u
+    ) AS r
 )
-SELECT nullif(method, '') AS method, nullif(url, '') AS url, max(total)::bigint AS requests,
-       min(estimate) FILTER (WHERE up_to >= ceil(0.5 * total)) AS p50_ms,
-       min(estimate) FILTER (WHERE up_to >= ceil(0.95 * total)) AS p95_ms,
-       sum(failures)::bigint AS failures
-FROM running
-GROUP BY method, url
+SELECT nullif(method, '') AS method, nullif(url, '') AS url, total AS requests, p50_ms, p95_ms, failures
+FROM ranked
 ORDER BY p95_ms DESC, requests DESC, method, url
 LIMIT %(limit)s
 """
@@ -310,8 +330,58 @@ def slowest_endpoints(conn: Conn, account_id: uuid.UUID, start: datetime,
         query = sql.SQL(SLOWEST_ENDPOINTS).format(rows=_store_rows("network", columns, None))
         return conn.execute(query, rollup_rows.params(conn, account_id, hour_range(start, end), None,
                                                       ("network",), limit=limit)).fetchall()
+    materialized = _materialized(conn)
+    if materialized is not None:
+        tables, marks = materialized
+        query = sql.SQL(SLOWEST_ENDPOINTS).format(rows=sql.SQL(rollup_rows.SPLIT_BLOCKS).format(
+            columns=sql.SQL(columns), where=sql.SQL(""), tail=_tail("network"), p=sql.SQL("network"), **tables))
+        return conn.execute(query, rollup_rows.params(conn, account_id, hour_range(start, end), None,
+                                                      ("network",), marks=marks, limit=limit)).fetchall()
     query = sql.SQL(SLOWEST_ENDPOINTS).format(rows=sql.SQL(_NETWORK_ROWS).format(columns=sql.SQL(columns)))
     return conn.execute(query, _network_params(account_id, start, end, limit=limit)).fetchall()
+
+
+# The timescale edition's network roll-ups are continuous aggregates (timescale/0004, 0008):
+# through their views a 90-day read cost ~12 ms of planning (each view = a real-time
+# aggregate over the next finer one, down to the compressed raw chunks, + its archive) for
+# ~11 ms of work. Read like the Apache edition's stores instead (hindsight.queries.
+# rollup_rows): each aggregate's materialized rows up to its watermark (TimescaleDB's own:
+# what its real-time view reads from the materialization too), with its archive; the hours
+# after the hourly one's watermark from the raw events, as the real-time part computes them.
+# The same rows the views give; plain hypertables to plan.
+_MATERIALIZED = """
+SELECT ca.user_view_name AS cagg, h.schema_name, h.table_name,
+       CASE WHEN w.t > '0001-01-01' THEN w.t END AS watermark
+FROM _timescaledb_catalog.continuous_agg ca
+JOIN _timescaledb_catalog.hypertable h ON h.id = ca.mat_hypertable_id
+CROSS JOIN LATERAL (SELECT _timescaledb_functions.to_timestamp(
+                        _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id)) AS t) w
+WHERE ca.user_view_schema = 'public' AND ca.user_view_name = ANY(%s)
+"""
+_LEVELS = {"hourly": "hourly", "daily": "daily", "weekly": "weekly", "4weekly": "blocks"}
+
+
+def _materialized(conn: Conn) -> tuple[dict[str, sql.Composable], dict[str, datetime]] | None:
+    """Per level of the network aggregates: its rows up to the watermark (materialization
+    hypertable + archive) as a row source, and the watermarks; None without all four (the
+    views are read then)."""
+    from ..lifecycle import rollups  # imported late (lifecycle imports queries)
+
+    names = [f"network_{level}_cagg" for level in _LEVELS]
+    found = {r["cagg"]: r for r in conn.execute(_MATERIALIZED, (names,)).fetchall()}
+    if set(found) != set(names):
+        return None
+    tables: dict[str, sql.Composable] = {}
+    marks: dict[str, datetime] = {}
+    for level, placeholder in _LEVELS.items():
+        row = found[f"network_{level}_cagg"]
+        tables[placeholder] = sql.SQL("(SELECT {columns} FROM {mat} UNION ALL SELECT {columns} FROM {store}) AS {name}").format(
+            columns=sql.SQL(", ").join(map(sql.Identifier, rollups.NETWORK_COLUMNS)),
+            mat=sql.Identifier(row["schema_name"], row["table_name"]),
+            store=sql.Identifier(f"network_{level}_store"), name=sql.Identifier(placeholder))
+        if row["watermark"] is not None:
+            marks[f"network_{level}"] = row["watermark"]
+    return tables, marks
 
 
 # The overview's two lists of pages from one read of the pages roll-ups (daily rows for the
