@@ -40,6 +40,7 @@ One run, one machine, one headless Chromium (Debian's), the same demo page:
 from __future__ import annotations
 
 import argparse
+import collections
 import http.server
 import json
 import os
@@ -278,6 +279,12 @@ AFTER_SNAPSHOT = """async recorder => {
 ROUTES = ("#nav-settings", "#nav-profile", "#nav-home", "#nav-details", "#nav-settings", "#nav-home")
 
 
+# Long animation frames (Chromium): each long frame's scripts, which script and entry point ran
+# (start, duration, invoker type, invoker, script URL); with it each long task of the SPA is named.
+LONG_FRAMES = """window.__longFrames = [];
+new PerformanceObserver(l => { for (const e of l.getEntries()) for (const s of e.scripts)
+  window.__longFrames.push([s.startTime, s.duration, s.invokerType, s.invoker, s.sourceURL]); })
+  .observe({type: 'long-animation-frame', buffered: true});"""
 TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline"]
 TRACKER_URLS = ("/tracker.js", "/tracker/capture.", "/tracker/record.")
 PROFILE_INTERVAL_US = 500
@@ -292,6 +299,9 @@ class SpaRun:
     # >= 50 ms wall or with >= 5 ms of the tracker's code: (wall, cpu, tracker cpu).
     tasks: list[tuple[int, int, int]]
     screenshots: int  # screenshots uploaded during the visit
+    # Each long task (both windows) named by the longest script of the long animation frame
+    # that holds it ("tracker.js: evaluation", "record chunk: setTimeout", "page: ..."; "?" none).
+    named: list[str] = field(default_factory=list)
 
     def tracker_max(self) -> int:
         """The most CPU the tracker's code took in one task."""
@@ -302,12 +312,37 @@ class SpaRun:
         return [t for t in self.tasks if t[0] >= 50 and t[2] * 2 >= t[1] > 0]
 
 
-def main_thread_tasks(trace: Path) -> list[tuple[int, int, int]]:
-    """[(start µs, wall µs, cpu µs)] of the page's renderer main thread (the busiest one)."""
+def script_name(url: str, invoker_type: str, invoker: str) -> str:
+    """A long frame's script as the SPA section names it."""
+    file = url.split("?")[0].rsplit("/", 1)[-1]
+    who = ("tracker.js" if file == "tracker.js" else "record chunk" if file.startswith("record.")
+           else "screenshot chunk" if file.startswith("capture.") else "page" if file else "?")
+    how = "evaluation" if invoker_type in ("classic-script", "module-script") else (
+        invoker.split(":")[-1] if invoker.startswith("TimerHandler") else invoker)
+    return f"{who}: {how}"
+
+
+def name_long_tasks(long_tasks: list[list[float]], frames: list[list]) -> list[str]:
+    """Each long task [start, duration] named by the longest long-frame script inside it."""
+    names = []
+    for start, duration in long_tasks:
+        inside = [f for f in frames if start - 1 <= f[0] <= start + duration]
+        best = max(inside, key=lambda f: f[1], default=None)
+        names.append(script_name(best[4] or "", best[2], best[3] or "") if best else "?")
+    return names
+
+
+def main_thread_tasks(trace: Path, origin: str = "") -> list[tuple[int, int, int]]:
+    """[(start µs, wall µs, cpu µs)] of the page's renderer main thread: the one that parsed a
+    document of `origin` (the browser's trace also holds other renderers, once in a while a
+    busier one), else the busiest one."""
     data = json.loads(trace.read_text())
     events = data["traceEvents"] if isinstance(data, dict) else data
     mains = {(e["pid"], e["tid"]) for e in events
              if e.get("name") == "thread_name" and e.get("args", {}).get("name") == "CrRendererMain"}
+    parsed = {(e.get("pid"), e.get("tid")) for e in events if e.get("name") == "ParseHTML"
+              and origin and str(e.get("args", {}).get("beginData", {}).get("url", "")).startswith(origin)}
+    mains = (mains & parsed) or mains
     per: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
     for e in events:
         key = (e.get("pid"), e.get("tid"))
@@ -351,6 +386,7 @@ def measure_spa(browser, site: DemoSite, key: str, rec: Recording) -> None:
     (1.5 s apart, and 2 s after the last); the trace and CPU profile of the same visit."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.add_init_script(LONG_TASKS)
+    context.add_init_script(LONG_FRAMES)
     page = context.new_page()
     shots: list[str] = []
     page.on("request", lambda r: shots.append(r.url)
@@ -371,13 +407,15 @@ def measure_spa(browser, site: DemoSite, key: str, rec: Recording) -> None:
             page.wait_for_timeout(1500)
         page.wait_for_timeout(2000)
         routes = page.evaluate("t0 => window.__longTasks.filter(([t]) => t >= t0).map(([, d]) => Math.round(d))", t0)
+        named = name_long_tasks(page.evaluate("t0 => window.__longTasks.filter(([t]) => t < 5000 || t >= t0)", t0),
+                                page.evaluate("window.__longFrames"))
         browser.stop_tracing()
         profile = cdp.send("Profiler.stop")["profile"]
-        tasks = main_thread_tasks(trace)
+        tasks = main_thread_tasks(trace, site.url())
     spent = tracker_time(profile, tasks)
     kept = [(round(w / 1000), round(c / 1000), round(o / 1000))
             for (_, w, c), o in zip(tasks, spent, strict=True) if w >= 50_000 or o >= 5_000]
-    rec.spa.setdefault(key, []).append(SpaRun(load, routes, kept, len(shots)))
+    rec.spa.setdefault(key, []).append(SpaRun(load, routes, kept, len(shots), named))
     context.close()
 
 
@@ -466,7 +504,7 @@ def measure_recording(browser, sites: dict[str, DemoSite], chunk: str, rec: Reco
             cdp.send("Profiler.start")
         page.goto(site.url() + "/")
         if recorder == "tracker":
-            page.wait_for_function("() => !!window.__hindsightRecord")
+            page.wait_for_function("() => !!window.__hindsightRecord && !!__hindsightRecord.started")
             page.wait_for_timeout(800)
             rec.load_ms.append(recorder_time_ms(cdp.send("Profiler.stop")["profile"], chunk))
         else:
@@ -741,7 +779,8 @@ def render_spa(result: Result, command: str) -> str:
         "tracker.js's defaults (DOM recording and screenshots on), a new account per round and build: its "
         "first visit takes the screenshots the server wants (one per route the visit stays on long enough: "
         "heatmap backgrounds), the second takes those the first did not. *before*: tracker.js built from "
-        f"`{result.against}` (`git archive`, served apart, the same API); *after*: this checkout "
+        f"`{result.against}`{revision(result.against)} (`git archive`, served apart, the same API); "
+        "*after*: this checkout "
         f"(screenshot chunk {kb(capture['gzip_bytes'])} gzip, recording chunk {kb(record['gzip_bytes'])}). "
         "Long tasks: PerformanceObserver `longtask` (≥ 50 ms wall, registered before any script), "
         "count / total / worst (medians of count and total, worst of all runs). From a Chromium trace "
@@ -759,9 +798,25 @@ def render_spa(result: Result, command: str) -> str:
         "",
         *reading(spa),
         "",
+        "Every long task (both windows) named by the longest script of the long animation frame that "
+        "holds it (Chromium's Long Animation Frames: script and entry point; *page* is the demo app's "
+        "own script), all visits of each build: " + "; ".join(
+            f"{k}: " + (", ".join(f"{name} ×{n}" for name, n in sorted(
+                collections.Counter(x for r in spa[k] for x in r.named).items(), key=lambda kv: -kv[1]))
+                or "none") for k in keys) + ".",
+        "",
         "Tasks per run, wall/CPU/tracker-CPU ms (every task ≥ 50 ms wall or with ≥ 5 ms of the "
         "tracker's code): " + " | ".join(detail(k) for k in keys if k != "none") + ".",
     ]) + "\n"
+
+
+def revision(rev: str | None) -> str:
+    """ (its commit) for a revision that is not one already, e.g. HEAD."""
+    if not rev:
+        return ""
+    found = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True)
+    commit = found.stdout.strip()
+    return f" ({commit})" if commit and not commit.startswith(rev) else ""
 
 
 def reading(spa: dict[str, list[SpaRun]]) -> list[str]:
@@ -779,16 +834,16 @@ def reading(spa: dict[str, list[SpaRun]]) -> list[str]:
     left = [c for k, rs in spa.items() if k.startswith("after:") for r in rs for _, c, _ in r.long_with_tracker()]
     span = f"{min(left)}-{max(left)} ms" if left else "no"
     return [
-        f"Reading it: in one task the tracker's code took at most **{a_max} ms** of CPU after this "
-        f"change, against {b_max} ms before (the screenshot's parse and paint, html2canvas's one task; "
-        f"rrweb's start with the chunk's evaluation). Long tasks (wall) that were the tracker's: {a_ours} in "
-        f"{a_n} visits after, {b_ours} in {b_n} before; all long tasks the page saw: {a_long} against "
-        f"{b_long} (without the tracker: {none_long} in {len(spa['none'])} loads). What is left after are "
-        f"tasks of {span} of CPU that a loaded machine stretches past 50 ms of wall time (the per-run "
-        "lists below: wall/CPU); on this shared 2-core machine that is what the issue's wall-clock metric "
-        "still sees. Screenshots: "
-        f"{a_shots} after, {b_shots} before: a sliced screenshot takes longer in wall time, and one "
-        "whose route is left before it is done is dropped (that route is taken on a later visit).",
+        f"Reading it: in one task the tracker's code took at most **{a_max} ms** of CPU after, against "
+        f"{b_max} ms before. Long tasks (wall) that were the tracker's: **{a_ours} in {a_n} visits after**, "
+        f"{b_ours} in {b_n} before; all long tasks the page saw: {a_long} against {b_long} (without the "
+        f"tracker: {none_long} in {len(spa['none'])} loads). "
+        + (f"What is left after are tasks of {span} of CPU that the machine's load stretched past 50 ms of "
+           "wall time (the per-run lists below: wall/CPU; what they are: the names above). " if left else
+           "No long task of the tracker is left after. ")
+        + "Screenshots: "
+        f"{a_shots} after, {b_shots} before (a screenshot whose route is left before it is done is "
+        "dropped; that route is taken on a later visit).",
     ]
 
 

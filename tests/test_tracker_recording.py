@@ -212,8 +212,9 @@ def next_segment(page) -> int:
 
 
 def wait_for_chunk(page) -> None:
-    """The recording chunk ran: rrweb's first full snapshot is being (or was) segmented."""
-    page.wait_for_function("() => !!window.__hindsightRecord")
+    """The recording chunk ran and started rrweb (when the page was next idle): its first full
+    snapshot is being (or was) segmented."""
+    page.wait_for_function("() => !!window.__hindsightRecord && !!__hindsightRecord.started")
     page.wait_for_timeout(300)
 
 

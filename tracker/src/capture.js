@@ -11,8 +11,8 @@
 // No long task: html2canvas's own entry (`html2canvas()`) clones, parses, paints and returns
 // in two tasks of 60-230 ms each on the demo SPA. Its stages are driven here one by one (the
 // same classes, from html2canvas's per-module build), with the event loop let through between
-// them: clone | copy into an iframe | masking | parse | paint (in slices of SLICE ms, between
-// elements) | encode (canvas.toBlob, asynchronous) | element boxes. See docs/DECISIONS.md
+// them: clone | a new iframe | the copy into it | masking | parse | paint (in slices of SLICE
+// ms, between elements) | encode (canvas.toBlob, asynchronous) | element boxes. See docs/DECISIONS.md
 // "Screenshots without long tasks".
 
 import { Bounds } from 'html2canvas/dist/lib/css/layout/bounds.js';
@@ -203,6 +203,24 @@ const dataUrl = (canvas, type, quality) =>
     }, type, quality),
   );
 
+/** The iframe html2canvas copies the page into (its createIFrameContainer's, the same class
+ * and style: hidden, off screen), made and attached before toIFrame runs, in a task of its
+ * own: a new child document is ~10 ms of CPU, and toIFrame's writing the copy into it a few
+ * more, one task together. With it, what toIFrame takes for the page's document: a stand-in
+ * whose createElement returns this frame and whose body does not append it again (that would
+ * reload it). */
+function attachedFrame(doc, bounds) {
+  const frame = doc.createElement('iframe');
+  frame.className = 'html2canvas-container'; // never recorded (dom-record.js), never in a picture
+  frame.setAttribute('data-html2canvas-ignore', 'true');
+  frame.style.cssText = 'visibility:hidden;position:fixed;left:-10000px;top:0px;border:0';
+  frame.width = bounds.width;
+  frame.height = bounds.height;
+  frame.scrolling = 'no';
+  doc.body.appendChild(frame);
+  return [frame, { createElement: () => frame, body: { appendChild: () => frame }, defaultView: doc.defaultView }];
+}
+
 /** What html2canvas(root, {scale, width, height, backgroundColor: white, onclone, ignoreElements,
  * logging: false}) does, stage by stage with a pause between stages: the page cloned, the
  * copy put in an iframe and masked, parsed (getComputedStyle, text boxes), painted. */
@@ -219,8 +237,10 @@ async function render(root, scale, width, height) {
   });
   const clone = cloner.clonedReferenceElement;
   await pause();
-  const frame = await cloner.toIFrame(root.ownerDocument, windowBounds);
+  const [frame, owner] = attachedFrame(root.ownerDocument, windowBounds);
   try {
+    await pause();
+    await cloner.toIFrame(owner, windowBounds);
     // The page's own background, else white (html2canvas's parseBackgroundColor).
     const doc = clone.ownerDocument;
     const background = [doc.documentElement, doc.body].map((el) => (el ? parseColor(context, getComputedStyle(el).backgroundColor) : COLORS.TRANSPARENT));
@@ -284,12 +304,21 @@ async function wanted(cfg, page, again) {
  * an anchor is its page. */
 export const pageKey = (loc) => loc.pathname + ((/^#!?\/[^?#]+/.exec(loc.hash) || [''])[0]);
 
+/** ms after the page's load event before the first screenshot of a document is taken. */
+export const AFTER_LOAD = 2000;
 let calls = 0;
 /** Once the page has loaded, when the browser is next idle (at the latest 3 s from then).
- * Resolves false when another page view called meanwhile (that one goes on). */
+ * The page load's own screenshot (this document's first call) also waits until AFTER_LOAD ms
+ * after the load event: a page's first seconds are its busiest (its own scripts, tracker.js,
+ * the DOM recording's start, the requests of all of them), and a screenshot's stages, a few ms
+ * of CPU each, were stretched past 50 ms of wall time there (docs/DECISIONS.md "The SPA's first
+ * seconds"). Resolves false when another page view called meanwhile (that one goes on). */
 async function settled() {
   const call = ++calls;
   if (document.readyState != 'complete') await new Promise((loaded) => addEventListener('load', loaded, { once: true }));
+  const [nav] = performance.getEntriesByType('navigation');
+  const wait = call == 1 && nav ? (nav.loadEventEnd || performance.now()) + AFTER_LOAD - performance.now() : 0;
+  if (wait > 0) await new Promise((later) => setTimeout(later, wait));
   await new Promise((idle) => (self.requestIdleCallback || setTimeout)(idle, { timeout: 3000 }));
   return call == calls;
 }

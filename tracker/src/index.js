@@ -139,13 +139,6 @@ function main() {
     cfg.sessionId = () => sid;
     cfg.active = () => active;
     if (cfg.screenshots_) shots = createScreenshots(cfg, tr.upload_);
-    // DOM recording: rrweb's recorder is a lazy chunk (dom-record.js) that cuts segments
-    // and hands them to the transport's outbox.
-    if (cfg.record) {
-      loadChunk(cfg.base, RECORD_CHUNK, '__hindsightRecord').then( // eslint-disable-line no-undef
-        safe((run) => run && (recording = run(cfg, tr.upload_).flush)),
-      );
-    }
     // The lazy chunks report the requests made before this line (early-network.js).
     cfg.network = recordNetwork(emit, cfg.endpoint_ + '/');
     const hide = () => {
@@ -180,7 +173,20 @@ function main() {
       cfg.flushMs_,
     );
     addEventListener('online', safe(() => tr.wake_()));
-    tr.tick_();
+    // The first delivery and the recording chunk's request in a task of their own: this one
+    // already ran tracker.js (on a busy page load, the two together were a long task).
+    setTimeout(
+      safe(() => {
+        tr.tick_();
+        // DOM recording: rrweb's recorder is a lazy chunk (dom-record.js) that cuts segments
+        // and hands them to the transport's outbox.
+        if (cfg.record) {
+          loadChunk(cfg.base, RECORD_CHUNK, '__hindsightRecord').then( // eslint-disable-line no-undef
+            safe((run) => run && (recording = run(cfg, tr.upload_).flush)),
+          );
+        }
+      }),
+    );
   }
 
   const api = (W.hindsight = {
