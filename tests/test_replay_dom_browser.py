@@ -294,6 +294,7 @@ REPLAYED = """() => {
     title: (doc.getElementById('title') || {}).textContent || null,
     modal: !!doc.getElementById('modal'),
     items: doc.querySelectorAll('#list li').length,
+    footer: !!doc.getElementById('footer'),
   };
 }"""
 
@@ -370,6 +371,10 @@ def test_the_replay_shows_the_recorded_dom_at_its_moments(recorded, analyst_page
     # Home: back to the first moment, rebuilt from the first full snapshot.
     page.keyboard.press("Home")
     shows(page, {"title": "Start", "modal": False, "items": 0}, "the start again")
+    # End: the last moment shows the recording's last event too (the footer, added at its
+    # very end: a seek to exactly its time left it out).
+    page.keyboard.press("End")
+    shows(page, {"title": "Closed", "items": 3, "footer": True}, "the end, the last event included")
 
 
 def test_playback_follows_the_recording_across_segments(recorded, analyst_page):

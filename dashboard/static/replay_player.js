@@ -88,7 +88,9 @@
         // let the page's clock run. rrweb applies the events before it at once, from the
         // last full snapshot before it when going back (last + 1: the last event itself too).
         // Moments that show the same (before the first full snapshot) are one: no rebuild.
-        var target = offset(ended ? last + 1 : Math.min(at, last + 1));
+        // At or past the last event: that event too (rrweb applies the events *before* the
+        // offset; the page's End is the last event's own moment).
+        var target = offset(ended || at >= last ? last + 1 : at);
         if (running || shown !== target) replayer.pause(target);
         shown = target;
         running = false;
