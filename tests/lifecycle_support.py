@@ -209,63 +209,30 @@ def add_image(conn: psycopg.Connection, content: bytes, created_at: datetime | N
 
 # ----------------------------------------------------------------- direct aggregates
 
+# What each roll-up holds, from the raw rows, per bucket width.
+_EVENTS = """
+        SELECT time_bucket(INTERVAL '{width}', "timestamp") AS bucket, account_id, host, event_type, count(*) AS n
+        FROM events WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4"""
+_PAGES = """
+        SELECT time_bucket(INTERVAL '{width}', "timestamp") AS bucket, account_id, host,
+               hindsight_url_path(page_url) AS path, count(*) FILTER (WHERE event_type = 'page_view') AS v,
+               count(*) FILTER (WHERE event_type = 'click') AS c, count(*) FILTER (WHERE event_type = 'error') AS e
+        FROM events WHERE account_id = ANY(%s) AND page_url IS NOT NULL
+          AND event_type IN ('page_view', 'click', 'error') GROUP BY 1, 2, 3, 4"""
+_NETWORK = """
+        SELECT time_bucket(INTERVAL '{width}', "timestamp") AS bucket, account_id, host,
+               hindsight_network_method(event_data) AS method, hindsight_network_url(event_data) AS url,
+               hindsight_duration_bucket(hindsight_network_duration(event_data)) AS duration_bucket,
+               count(*) AS n, count(*) FILTER (WHERE hindsight_network_failed(event_data)) AS f,
+               min(hindsight_network_duration(event_data)) AS lo, max(hindsight_network_duration(event_data)) AS hi
+        FROM events WHERE account_id = ANY(%s) AND event_type = 'network'
+          AND hindsight_network_duration(event_data) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6"""
+_WIDTHS = {"hourly": "1 hour", "daily": "1 day", "weekly": "7 days", "4weekly": "28 days"}
+
 DIRECT = {
-    "events_hourly": """
-        SELECT time_bucket(INTERVAL '1 hour', "timestamp") AS bucket, account_id, host, event_type, count(*) AS n
-        FROM events WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4""",
-    "events_daily": """
-        SELECT time_bucket(INTERVAL '1 day', "timestamp") AS bucket, account_id, host, event_type, count(*) AS n
-        FROM events WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4""",
-    "pages_hourly": """
-        SELECT time_bucket(INTERVAL '1 hour', "timestamp") AS bucket, account_id, host,
-               hindsight_url_path(page_url) AS path, count(*) FILTER (WHERE event_type = 'page_view') AS v,
-               count(*) FILTER (WHERE event_type = 'click') AS c, count(*) FILTER (WHERE event_type = 'error') AS e
-        FROM events WHERE account_id = ANY(%s) AND page_url IS NOT NULL
-          AND event_type IN ('page_view', 'click', 'error') GROUP BY 1, 2, 3, 4""",
-    "pages_daily": """
-        SELECT time_bucket(INTERVAL '1 day', "timestamp") AS bucket, account_id, host,
-               hindsight_url_path(page_url) AS path, count(*) FILTER (WHERE event_type = 'page_view') AS v,
-               count(*) FILTER (WHERE event_type = 'click') AS c, count(*) FILTER (WHERE event_type = 'error') AS e
-        FROM events WHERE account_id = ANY(%s) AND page_url IS NOT NULL
-          AND event_type IN ('page_view', 'click', 'error') GROUP BY 1, 2, 3, 4""",
-    "pages_weekly": """
-        SELECT time_bucket(INTERVAL '7 days', "timestamp") AS bucket, account_id, host,
-               hindsight_url_path(page_url) AS path, count(*) FILTER (WHERE event_type = 'page_view') AS v,
-               count(*) FILTER (WHERE event_type = 'click') AS c, count(*) FILTER (WHERE event_type = 'error') AS e
-        FROM events WHERE account_id = ANY(%s) AND page_url IS NOT NULL
-          AND event_type IN ('page_view', 'click', 'error') GROUP BY 1, 2, 3, 4""",
-    "network_hourly": """
-        SELECT time_bucket(INTERVAL '1 hour', "timestamp") AS bucket, account_id, host,
-               hindsight_network_method(event_data) AS method, hindsight_network_url(event_data) AS url,
-               hindsight_duration_bucket(hindsight_network_duration(event_data)) AS duration_bucket,
-               count(*) AS n, count(*) FILTER (WHERE hindsight_network_failed(event_data)) AS f,
-               min(hindsight_network_duration(event_data)) AS lo, max(hindsight_network_duration(event_data)) AS hi
-        FROM events WHERE account_id = ANY(%s) AND event_type = 'network'
-          AND hindsight_network_duration(event_data) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",
-    "network_daily": """
-        SELECT time_bucket(INTERVAL '1 day', "timestamp") AS bucket, account_id, host,
-               hindsight_network_method(event_data) AS method, hindsight_network_url(event_data) AS url,
-               hindsight_duration_bucket(hindsight_network_duration(event_data)) AS duration_bucket,
-               count(*) AS n, count(*) FILTER (WHERE hindsight_network_failed(event_data)) AS f,
-               min(hindsight_network_duration(event_data)) AS lo, max(hindsight_network_duration(event_data)) AS hi
-        FROM events WHERE account_id = ANY(%s) AND event_type = 'network'
-          AND hindsight_network_duration(event_data) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",
-    "network_weekly": """
-        SELECT time_bucket(INTERVAL '7 days', "timestamp") AS bucket, account_id, host,
-               hindsight_network_method(event_data) AS method, hindsight_network_url(event_data) AS url,
-               hindsight_duration_bucket(hindsight_network_duration(event_data)) AS duration_bucket,
-               count(*) AS n, count(*) FILTER (WHERE hindsight_network_failed(event_data)) AS f,
-               min(hindsight_network_duration(event_data)) AS lo, max(hindsight_network_duration(event_data)) AS hi
-        FROM events WHERE account_id = ANY(%s) AND event_type = 'network'
-          AND hindsight_network_duration(event_data) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",
-    "network_4weekly": """
-        SELECT time_bucket(INTERVAL '28 days', "timestamp") AS bucket, account_id, host,
-               hindsight_network_method(event_data) AS method, hindsight_network_url(event_data) AS url,
-               hindsight_duration_bucket(hindsight_network_duration(event_data)) AS duration_bucket,
-               count(*) AS n, count(*) FILTER (WHERE hindsight_network_failed(event_data)) AS f,
-               min(hindsight_network_duration(event_data)) AS lo, max(hindsight_network_duration(event_data)) AS hi
-        FROM events WHERE account_id = ANY(%s) AND event_type = 'network'
-          AND hindsight_network_duration(event_data) IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",
+    **{f"events_{w}": _EVENTS.format(width=_WIDTHS[w]) for w in ("hourly", "daily")},
+    **{f"pages_{w}": _PAGES.format(width=_WIDTHS[w]) for w in ("hourly", "daily", "weekly")},
+    **{f"network_{w}": _NETWORK.format(width=_WIDTHS[w]) for w in ("hourly", "daily", "weekly", "4weekly")},
     "sessions_daily": """
         SELECT time_bucket(INTERVAL '1 day', started_at) AS bucket, account_id, host, d.dimension, d.value,
                count(*) AS n
@@ -278,29 +245,16 @@ DIRECT = {
 
 # What the views hold, one row per key: on the timescale edition a key can appear twice in a
 # view (its continuous aggregate's row and its archive's, timescale/0006), and readers sum.
+_SUMS = {"events": "event_type, sum(events) AS n", "pages": "path, sum(page_views) AS v, sum(clicks) AS c, "
+         "sum(errors) AS e", "network": "method, url, duration_bucket, sum(requests) AS n, sum(failures) AS f, "
+         "min(min_ms) AS lo, max(max_ms) AS hi"}
+_VIEW = """
+        SELECT bucket, account_id, host, {sums} FROM {view} WHERE account_id = ANY(%s)
+        GROUP BY bucket, account_id, host, {keys}"""
 VIEW = {
-    "events_hourly": "SELECT bucket, account_id, host, event_type, sum(events) AS n FROM events_hourly "
-                     "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4",
-    "events_daily": "SELECT bucket, account_id, host, event_type, sum(events) AS n FROM events_daily "
-                    "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4",
-    "pages_hourly": "SELECT bucket, account_id, host, path, sum(page_views) AS v, sum(clicks) AS c, "
-                    "sum(errors) AS e FROM pages_hourly WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4",
-    "pages_daily": "SELECT bucket, account_id, host, path, sum(page_views) AS v, sum(clicks) AS c, "
-                   "sum(errors) AS e FROM pages_daily WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4",
-    "pages_weekly": "SELECT bucket, account_id, host, path, sum(page_views) AS v, sum(clicks) AS c, "
-                    "sum(errors) AS e FROM pages_weekly WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4",
-    "network_hourly": "SELECT bucket, account_id, host, method, url, duration_bucket, sum(requests) AS n, "
-                      "sum(failures) AS f, min(min_ms) AS lo, max(max_ms) AS hi FROM network_hourly "
-                      "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4, 5, 6",
-    "network_daily": "SELECT bucket, account_id, host, method, url, duration_bucket, sum(requests) AS n, "
-                     "sum(failures) AS f, min(min_ms) AS lo, max(max_ms) AS hi FROM network_daily "
-                     "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4, 5, 6",
-    "network_weekly": "SELECT bucket, account_id, host, method, url, duration_bucket, sum(requests) AS n, "
-                      "sum(failures) AS f, min(min_ms) AS lo, max(max_ms) AS hi FROM network_weekly "
-                      "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4, 5, 6",
-    "network_4weekly": "SELECT bucket, account_id, host, method, url, duration_bucket, sum(requests) AS n, "
-                      "sum(failures) AS f, min(min_ms) AS lo, max(max_ms) AS hi FROM network_4weekly "
-                      "WHERE account_id = ANY(%s) GROUP BY 1, 2, 3, 4, 5, 6",
+    **{name: _VIEW.format(sums=_SUMS[name.split("_")[0]], view=name,
+                          keys=_SUMS[name.split("_")[0]].split(", sum(")[0])
+       for name in DIRECT if name.split("_")[0] in _SUMS},
     "sessions_daily": "SELECT bucket, account_id, host, dimension, value, sessions AS n FROM sessions_daily "
                       "WHERE account_id = ANY(%s)",
 }
