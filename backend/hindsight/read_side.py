@@ -38,6 +38,15 @@ SPARE_SECONDS = 0.01    # a second connection for a request that can use one, if
 _LENT: ContextVar[Pool | None] = ContextVar("read_side_lent", default=None)
 
 
+@contextmanager
+def _lending(pool: Pool | None) -> Iterator[None]:
+    token = _LENT.set(pool)
+    try:
+        yield
+    finally:
+        _LENT.reset(token)
+
+
 class ReadSide:
     """The pool of reads that tolerate lag: the replica's while it is up, else the primary's."""
 
@@ -73,22 +82,16 @@ class ReadSide:
             if conn is None:
                 if self._replica is not None:
                     self.fallbacks += 1
-                with self._primary.connection(timeout=timeout) as primary_conn:
-                    token = _LENT.set(self._primary)
-                    try:
-                        yield primary_conn
-                    finally:
-                        _LENT.reset(token)
+                with self._primary.connection(timeout=timeout) as primary_conn, _lending(self._primary):
+                    yield primary_conn
                 return
-            token = _LENT.set(replica)
             try:
-                yield conn
+                with _lending(replica):
+                    yield conn
             except psycopg.OperationalError as ex:
                 # This request fails (503, the client retries); the next reads go to the primary.
                 self._mark_down(ex)
                 raise
-            finally:
-                _LENT.reset(token)
 
     @contextmanager
     def spare(self, wait: float = SPARE_SECONDS) -> Iterator[Conn | None]:

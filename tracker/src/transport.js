@@ -92,7 +92,7 @@ export function createTransport(hooks, tab) {
     const headers = {};
     // A segment's URL (it has a query) differs for each segment, so a preflight would never
     // be cached: its token goes in the query, as its beacon's does (a CORS simple request).
-    if (token) path.includes('?') ? (path += '&token=' + auth.token_) : (headers.Authorization = 'Bearer ' + token);
+    if (token) path.includes('?') ? (path += '&token=' + token) : (headers.Authorization = 'Bearer ' + token);
     // An upload is a Blob (its type is the Content-Type); everything else JSON.
     if (body && !body.size) {
       headers['Content-Type'] = 'application/json';

@@ -156,12 +156,14 @@ def _split(prefix: str, columns: str, host: str | None) -> sql.Composable:
                                   hourly=sql.Identifier(f"{prefix}_hourly"), host=_host(host))
 
 
-# The same with a weekly roll-up (pages: sql/migrations/0037): its whole weeks, the days
-# around them, the hours at either end (parameters: `_network_params`). Each view named once:
-# a view over continuous aggregates costs 1-3 ms to plan.
+# The same with a weekly roll-up (pages: sql/migrations/0037; network, after its 28-day
+# blocks: `_BLOCKS`): its whole weeks (less those of whole blocks, [block0, block1)),
+# the days around them, the hours at either end (parameters: `_weeks_params`). Each view
+# named once: a view over continuous aggregates costs 1-3 ms to plan.
 _WEEKLY_SPLIT = """
     SELECT {columns} FROM {weekly}
-    WHERE account_id = %(account_id)s AND bucket >= %(week0)s AND bucket < %(week1)s
+    WHERE account_id = %(account_id)s AND (bucket >= %(week0)s AND bucket < %(block0)s
+                                           OR bucket >= %(block1)s AND bucket < %(week1)s)
     UNION ALL
     SELECT {columns} FROM {daily}
     WHERE account_id = %(account_id)s AND (bucket >= %(day0)s AND bucket < %(week0)s
@@ -173,10 +175,19 @@ _WEEKLY_SPLIT = """
 """
 
 
-def _weekly_split(prefix: str, columns: str) -> sql.Composable:
-    return sql.SQL(_WEEKLY_SPLIT).format(columns=sql.SQL(columns), weekly=sql.Identifier(f"{prefix}_weekly"),
-                                         daily=sql.Identifier(f"{prefix}_daily"),
-                                         hourly=sql.Identifier(f"{prefix}_hourly"))
+# In front of it, the 28-day rows of whole blocks (network: sql/migrations/0038; a 90-day
+# range reads 2-3 blocks + 0-6 weeks + up to 12 days + 46 hours of rows instead of 90 days).
+_BLOCKS = """
+    SELECT {columns} FROM {blocks}
+    WHERE account_id = %(account_id)s AND bucket >= %(block0)s AND bucket < %(block1)s
+    UNION ALL"""
+
+
+def _weekly_split(prefix: str, columns: str, blocks: bool = False) -> sql.Composable:
+    return sql.SQL((_BLOCKS if blocks else "") + _WEEKLY_SPLIT).format(
+        columns=sql.SQL(columns), blocks=sql.Identifier(f"{prefix}_4weekly"),
+        weekly=sql.Identifier(f"{prefix}_weekly"), daily=sql.Identifier(f"{prefix}_daily"),
+        hourly=sql.Identifier(f"{prefix}_hourly"))
 
 
 def _split_params(account_id: uuid.UUID, rng: Range, host: str | None, **more) -> dict:
@@ -237,33 +248,10 @@ def breakdown(conn: Conn, account_id: uuid.UUID, dimension: str, rng: Range,
 
 # ------------------------------------------------------------------ the overview's lists
 
-# Rows of the network roll-ups over a range: 28-day rows for its whole blocks (0038), weekly
-# rows for the whole weeks around them, daily rows for the whole days around those, hourly
-# rows for the hours at either end (a 90-day range reads 2-3 blocks + 0-6 weeks + up to 12
-# days + 46 hours of rows instead of 90 days of them). Each view is named once: a view
-# over continuous aggregates costs 1-3 ms to plan (the days and the hours before and after
-# the weeks are one part each).
-_NETWORK_ROWS = """
-    SELECT {columns} FROM network_4weekly
-    WHERE account_id = %(account_id)s AND bucket >= %(block0)s AND bucket < %(block1)s
-    UNION ALL
-    SELECT {columns} FROM network_weekly
-    WHERE account_id = %(account_id)s AND (bucket >= %(week0)s AND bucket < %(block0)s
-                                           OR bucket >= %(block1)s AND bucket < %(week1)s)
-    UNION ALL
-    SELECT {columns} FROM network_daily
-    WHERE account_id = %(account_id)s AND (bucket >= %(day0)s AND bucket < %(week0)s
-                                           OR bucket >= %(week1)s AND bucket < %(day1)s)
-    UNION ALL
-    SELECT {columns} FROM network_hourly
-    WHERE account_id = %(account_id)s AND (bucket >= %(start)s AND bucket < %(day0)s
-                                           OR bucket >= %(day1)s AND bucket < %(end)s)
-"""
-# Weeks start on Monday 00:00 UTC, as time_bucket('7 days', ...) cuts them; 28-day blocks
-# from the same Monday (time_bucket('28 days', ...)): a block is 4 whole weeks.
-
-
-def _network_params(account_id: uuid.UUID, start: datetime, end: datetime, **more) -> dict:
+def _weeks_params(account_id: uuid.UUID, start: datetime, end: datetime, blocks: bool = False, **more) -> dict:
+    """`_WEEKLY_SPLIT`'s bounds over the whole hours of [start, end): weeks start on Monday
+    00:00 UTC, as time_bucket('7 days', ...) cuts them; 28-day blocks (`blocks`) from the same
+    Monday (time_bucket('28 days', ...)), 4 whole weeks each."""
     hours = hour_range(start, end)
     day0, day1 = hours.whole_days()
     week0 = rollup_rows.week_ceil(day0)
@@ -271,7 +259,7 @@ def _network_params(account_id: uuid.UUID, start: datetime, end: datetime, **mor
     if week0 >= week1:
         week0 = week1 = day0
     block0, block1 = rollup_rows.block_ceil(week0), rollup_rows.block_floor(week1)
-    if block0 >= block1:
+    if not blocks or block0 >= block1:
         block0 = block1 = week0
     return {"account_id": account_id, "start": hours.start, "end": hours.end, "day0": day0, "day1": day1,
             "week0": week0, "week1": week1, "block0": block0, "block1": block1, **more}
@@ -337,8 +325,8 @@ def slowest_endpoints(conn: Conn, account_id: uuid.UUID, start: datetime,
             columns=sql.SQL(columns), where=sql.SQL(""), tail=_tail("network"), p=sql.SQL("network"), **tables))
         return conn.execute(query, rollup_rows.params(conn, account_id, hour_range(start, end), None,
                                                       ("network",), marks=marks, limit=limit)).fetchall()
-    query = sql.SQL(SLOWEST_ENDPOINTS).format(rows=sql.SQL(_NETWORK_ROWS).format(columns=sql.SQL(columns)))
-    return conn.execute(query, _network_params(account_id, start, end, limit=limit)).fetchall()
+    query = sql.SQL(SLOWEST_ENDPOINTS).format(rows=_weekly_split("network", columns, blocks=True))
+    return conn.execute(query, _weeks_params(account_id, start, end, blocks=True, limit=limit)).fetchall()
 
 
 # The timescale edition's network roll-ups are continuous aggregates (timescale/0004, 0008):
@@ -416,7 +404,7 @@ def page_lists(conn: Conn, account_id: uuid.UUID, rng: Range, limit: int) -> tup
                                                       limit=limit)).fetchall()
     else:
         query = sql.SQL(PAGE_LISTS).format(rows=_weekly_split("pages", columns))
-        rows = conn.execute(query, _network_params(account_id, rng.start, rng.end, limit=limit)).fetchall()
+        rows = conn.execute(query, _weeks_params(account_id, rng.start, rng.end, limit=limit)).fetchall()
     top = [{k: r[k] for k in ("host", "path", "page_views", "clicks", "errors")}
            for r in rows if r["list"] == "most_viewed"]
     errors = [{k: r[k] for k in ("host", "path", "errors", "page_views")}
