@@ -325,6 +325,10 @@ def record_visit(browser, api, url: str, account: dict, config: Config, log, sit
         visit_seconds = time.monotonic() - t0
         sid = session_id_of(page)
         assert page.evaluate("hindsight.health().errors") == 0
+        # A short visit on a busy machine may end before rrweb started on its last page (it
+        # starts when the browser is next idle): there would be nothing to store.
+        page.wait_for_function("() => !!window.__hindsightRecord && !!__hindsightRecord.started",
+                               timeout=30_000)
         page.close(run_before_unload=True)   # pagehide: the last segment leaves as a beacon
         # Until no upload has come for 2 s (the last ones leave as the tab closes).
         seen, quiet_since = -1, time.monotonic()
@@ -346,7 +350,16 @@ def record_visit(browser, api, url: str, account: dict, config: Config, log, sit
                     r["json"] = resolve(conn, r).json()
             return rows if {r["segment"] for r in rows} >= numbers and rows else None
 
-        rows = wait_for(stored, timeout=30, what="every segment sent, stored")
+        try:
+            rows = wait_for(stored, timeout=30, what="every segment sent, stored")
+        except AssertionError as missed:
+            with connect(url) as conn:
+                have = {r["segment"] for r in conn.execute(
+                    "SELECT segment FROM recording_segments WHERE session_id = %s", (sid,))}
+            sent = [(int(r["query"]["segment"][0]), r["status"], len(r["raw"]))
+                    for r in wire.segments() if r["query"]["session_id"] == [sid]]
+            raise AssertionError(f"{missed}: stored {sorted(have)}; sent (segment, status, bytes) "
+                                 f"{sent}; errors {errors}") from None
         context.close()
         assert not errors, errors
         first_upload: dict[int, dict] = {}

@@ -90,8 +90,9 @@ class Wire:
 
             def _relay(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                wire._keep(self.command, self.path, dict(self.headers.items()), raw)
+                kept = wire._keep(self.command, self.path, dict(self.headers.items()), raw)
                 status = wire.refuse(self.command, self.path)
+                kept["status"] = status
                 if status:
                     self.send_response(status)
                     self.send_header("Content-Length", "0")
@@ -103,6 +104,7 @@ class Wire:
                     conn.request(self.command, self.path, body=raw or None, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
+                    kept["status"] = resp.status
                 finally:
                     conn.close()
                 self.send_response(resp.status)
@@ -120,14 +122,17 @@ class Wire:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
-    def _keep(self, method: str, path: str, headers: dict, raw: bytes) -> None:
+    def _keep(self, method: str, path: str, headers: dict, raw: bytes) -> dict:
+        """Keeps a request as it arrived; its `status` is set once answered (None until then,
+        or when the API could not be reached)."""
         query = parse_qs(urlsplit(path).query)
         body = raw
         if path.startswith(RECORDING) and query.get("encoding") == ["gzip"] and raw:
             body = gzip.decompress(raw)
-        self.requests.append({"url": self.url + path, "method": method, "raw": raw,
-                              "body": body, "query": query,
-                              "headers": {k.lower(): v for k, v in headers.items()}})
+        kept = {"url": self.url + path, "method": method, "raw": raw, "body": body, "query": query,
+                "headers": {k.lower(): v for k, v in headers.items()}, "status": None}
+        self.requests.append(kept)
+        return kept
 
     def close(self) -> None:
         self._server.shutdown()
