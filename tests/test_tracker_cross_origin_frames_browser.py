@@ -25,7 +25,13 @@ test_tracker_recording (segments gunzipped) and is checked:
   view, its own opted-in field's value in its own input event): the <iframe>'s attribute is in
   another origin's document, which the framed page cannot read;
 - the parent without the option (the default): the frame's events reach the parent (counted)
-  and none of its content is recorded.
+  and none of its content is recorded;
+- the framed page names its parents (`data-record-parents`): where the parent's origin is
+  listed (every scenario above), the frame posts to that exact origin only, never "*" (an init
+  script in the frame keeps each post's target origin); a parent of an origin it does not list
+  (it listens to `message` and runs tracker.js with the option) receives no rrweb message and
+  records nothing of the frame, which is recorded as a page of its own instead. Before the
+  patch in tracker/build.mjs, rrweb posted to "*": both tests failed.
 
 The first two run twice: with the parent's recorder starting first, and with the frame's
 first (the parent's tracker.js added once the frame's document went by: rrweb sends a frame's
@@ -134,25 +140,63 @@ PAGE_HTML = """<!doctype html>
 </body></html>"""
 
 
+# In every frame (an init script): the target origin of each postMessage the frame's code
+# makes through `window.parent` (rrweb's, with the patched call tracker/build.mjs puts in
+# its place), in window.__posted. A cross-origin parent's postMessage cannot be replaced, so
+# `parent` is: a Proxy that records the call and forwards everything; and MessageEvent's
+# `source` gives that Proxy for the parent's messages, so that `e.source == parent` holds as
+# before (the frame answers its parent's ASK).
+SPY_ON_POSTS = """(() => {
+  const real = window.parent;
+  if (real === window) return;
+  const posted = window.__posted = [];
+  const proxy = new Proxy(real, {get(target, key) {
+    if (key !== 'postMessage') return Reflect.get(target, key);
+    return function (message, targetOrigin, ...rest) {
+      posted.push([String(targetOrigin), message && message.type]);
+      return target.postMessage(message, targetOrigin, ...rest);
+    };
+  }});
+  Object.defineProperty(window, 'parent', {get: () => proxy, configurable: true});
+  const source = Object.getOwnPropertyDescriptor(MessageEvent.prototype, 'source').get;
+  Object.defineProperty(MessageEvent.prototype, 'source', {configurable: true, get() {
+    const s = source.call(this);
+    return s === real ? proxy : s;
+  }});
+})();"""
+
+
 @contextmanager
-def framed_visit(api, db_url, browser, *, parent: dict, block: bool, late: bool = False):
+def framed_visit(api, db_url, browser, *, parent: dict, block: bool, late: bool = False,
+                 listed: bool = True, spy: bool = False):
     """A parent page (one origin) framing a page of another origin, both running tracker.js
     for one account through one Wire; yields (page, frame, wire, account, origins). `late`:
-    the parent's tracker.js is added once the frame's recorder has sent its document up."""
+    the parent's tracker.js is added once the frame's recorder has sent its document up.
+    `listed`: the framed page's data-record-parents names the parent's origin; else it names
+    two others (one the parent's port on 127.0.0.1: an exact origin, not a host, is
+    compared), and the parent is a page the framed site never meant to be framed by. `spy`:
+    the frame's posts to its parent are kept (SPY_ON_POSTS)."""
     wire = Wire(api.url)
     account = new_account(db_url, "localhost")
     snippet = lambda attrs: tracker_snippet(wire.url, account["account_id"],  # noqa: E731
                                             {"data-flush-interval": "1000", **attrs})
     tag = {"src": wire.url + "/tracker.js", "data-account": account["account_id"], "async": "",
            "data-flush-interval": "1000", **parent}
-    inner = Pages({"/statement.html": FRAME_HTML.format(snippet=snippet(ON), text=FRAME_TEXT,
-                                                        later=FRAME_LATER, attr=FRAME_ATTR)})
+    framed: dict[str, str] = {}  # its page names the parent's origin: written once that is known
+    inner = Pages(framed)
     outer = Pages({"/account.html": PAGE_HTML.format(
         snippet="" if late else snippet(parent), late=json.dumps(tag) if late else "null",
         parent=PARENT_TEXT, item=PARENT_ITEM,
         frame=inner.url + "/statement.html", block="data-hindsight-block" if block else "")})
     assert urlsplit(inner.url).port != urlsplit(outer.url).port  # two origins
+    port = urlsplit(outer.url).port
+    parents = outer.url if listed else f"https://shop.example http://127.0.0.1:{port}"
+    framed["/statement.html"] = FRAME_HTML.format(
+        snippet=snippet({**ON, "data-record-parents": parents}), text=FRAME_TEXT,
+        later=FRAME_LATER, attr=FRAME_ATTR)
     context = browser.new_context(viewport=VIEWPORT)
+    if spy:
+        context.add_init_script(SPY_ON_POSTS)
     errors: list[str] = []
     try:
         page = context.new_page()
@@ -278,9 +322,13 @@ def iframe_nodes(recorded: list[list[dict]]) -> list[dict]:
 def test_a_cross_origin_frame_is_recorded_with_its_fields_masked(db_url, api, browser, late):
     """frame-first: the frame's recorder sent its document before the parent's recorder
     listened (rrweb sends it once): the parent's full snapshot asks for it again."""
-    with framed_visit(api, db_url, browser, parent=ON, block=False, late=late) as (page, frame, wire, account, origins):
+    with framed_visit(api, db_url, browser, parent=ON, block=False, late=late, spy=True) as (page, frame, wire, account, origins):
         visit(page, frame, wire, origins[1])
         recorded = uploaded(wire, page)
+        # The frame posted its recording to its listed parent's origin only, never to "*".
+        posted = frame.evaluate("window.__posted")
+        assert ["rrweb"] == sorted({kind for _, kind in posted}), posted
+        assert {target for target, _ in posted} == {origins[0]}, posted
         # The frame's own tracker sent its input events (masked here, the opted-in value whole).
         wait_for(lambda: FRAME_TYPED in text_of(sent_by(wire, origins[1])), page=page,
                  what="the framed page's own input event")
@@ -371,4 +419,53 @@ def test_without_the_option_a_cross_origin_frame_is_never_recorded(db_url, api, 
         assert nodes and all(not n.get("childNodes") for n in nodes)
         assert not [m for m in mutations(wire.segments()) if m.get("isAttachIframe")]
         assert not unknown_ids(recorded)
+        assert FRAME_MASKED not in wire.everything()
+
+
+def test_a_parent_the_framed_page_does_not_list_receives_nothing_of_it(db_url, api, browser):
+    """A page of an origin the framed site does not list in data-record-parents frames it (and
+    listens to `message`, and runs tracker.js with the option): the frame posts nothing to it,
+    and is recorded as a page of its own instead, as with the option off. rrweb (before the
+    patch in tracker/build.mjs) posted the frame's recording to any parent, with "*"."""
+    with framed_visit(api, db_url, browser, parent=ON, block=False, listed=False, spy=True) as (page, frame, wire, _, origins):
+        frame.locator("#ref").click()
+        page.keyboard.type(FRAME_TYPED)
+        frame.locator("#note").click()
+        page.keyboard.type(FRAME_MASKED)
+        page.keyboard.press("Tab")
+        frame.locator("#change").click()
+        page.click("#grow")
+        page.wait_for_timeout(300)
+        page.click("#grow")
+        frame.evaluate("hindsight.flush()")
+        page.evaluate("hindsight.flush()")
+
+        def uploads_of(origin: str) -> list[dict]:
+            return [r for r in sent_by(wire, origin) if r["method"] == "POST" and "/track/recording" in r["url"]]
+
+        def segments_of(origin: str) -> str:
+            return "\n".join(r["body"].decode("utf-8", "replace") for r in uploads_of(origin))
+
+        # Until the parent's last list item and the frame's last change are uploaded (or,
+        # should the frame post after all, until the parent heard it).
+        wait_for(lambda: page.evaluate("window.__frameEvents.length")
+                 or (PARENT_ITEM + "2" in segments_of(origins[0]) and FRAME_LATER in segments_of(origins[1])),
+                 page=page, timeout=30, what="both pages' recordings, uploaded")
+        # Not one rrweb message reached the parent, and the frame posted nothing to it (its
+        # recorder did run: the frame's own segments below).
+        assert page.evaluate("window.__frameEvents") == []
+        assert frame.evaluate("window.__posted") == []
+        # The parent's recording and everything the parent page sent: nothing of the frame.
+        parents = text_of(sent_by(wire, origins[0]))
+        assert PARENT_TEXT in segments_of(origins[0])
+        for needle in FRAME_NEEDLES:
+            assert needle not in parents, needle
+        recorded = [events_of(r) for r in uploads_of(origins[0])]
+        assert not [m for m in mutations(uploads_of(origins[0])) if m.get("isAttachIframe")]
+        assert iframe_nodes(recorded) and not [n for n in iframe_nodes(recorded) if n.get("childNodes")]
+        # The framed page recorded itself as a page of its own (its own segments, its site's
+        # rules: the masked field's value in no request at all).
+        own = segments_of(origins[1])
+        for needle in (FRAME_TEXT, FRAME_LATER, FRAME_ATTR, FRAME_TYPED):
+            assert needle in own, needle
         assert FRAME_MASKED not in wire.everything()

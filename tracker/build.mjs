@@ -62,22 +62,30 @@ const UNTAINTED = [
   ['Element: ["shadowRoot", "querySelector", "querySelectorAll"],', 'Element: ["shadowRoot"],'],
   ['  Element: [],\n  MutationObserver: ["constructor"]', '  Element: ["querySelector", "querySelectorAll"],\n  MutationObserver: ["constructor"]'],
 ];
-const untaintedElement = {
-  name: 'rrweb-untainted-element',
+// In a frame of another origin than its parent, rrweb posts its events to the parent with the
+// target origin "*": any page that frames the site would read the frame's recording. That one
+// call goes to src/frame-target.js instead, which posts only to a parent origin the framed page
+// lists in data-record-parents, with that origin as the target, else nothing (docs/DECISIONS.md
+// "A recorded cross-origin frame posts to a parent the site named").
+const TO_LISTED_PARENT = [['window.parent.postMessage(message, "*");', '__hindsightPostToParent(message);']];
+const IMPORTS = 'import { post as __hindsightPostToParent } from "./frame-target.js";\n';
+const patchedRrweb = {
+  name: 'rrweb-patched',
   setup(build) {
     build.onLoad({ filter: RRWEB_RECORD }, ({ path }) => {
       let contents = readFileSync(path, 'utf8');
-      for (const [from, to] of UNTAINTED) {
+      for (const [from, to] of [...UNTAINTED, ...TO_LISTED_PARENT]) {
         if (contents.split(from).length != 2) throw new Error(`${path}: expected once: ${from}`);
         contents = contents.replace(from, to);
       }
-      return { contents, loader: 'js' };
+      // The import resolves from src/: the one frame-target.js module that dom-record.js sets.
+      return { contents: IMPORTS + contents, loader: 'js', resolveDir: join(here, 'src') };
     });
   },
 };
 const chunk = await bundle('src/capture.js', { globalName: '__hindsightCapture', banner: EAGER });
 const chunkName = named('capture', chunk);
-const recorder = await bundle('src/dom-record.js', { globalName: '__hindsightRecord', banner: EAGER, plugins: [untaintedElement] });
+const recorder = await bundle('src/dom-record.js', { globalName: '__hindsightRecord', banner: EAGER, plugins: [patchedRrweb] });
 const recorderName = named('record', recorder);
 // The core is bundled by esbuild and minified by terser, which packs it a little tighter.
 // esbuild's syntax minification first (names and whitespace are terser's): terser starts

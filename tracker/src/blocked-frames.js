@@ -20,13 +20,15 @@
 // the frame's recorder starts: a frame that started before this recorder listened (or before
 // this page's next full snapshot, which replaces everything) would be events about nodes never
 // recorded. So after each full snapshot here, the page's frames are asked for theirs (ASK),
-// and a frame's recorder answers its parent's ask with a full snapshot.
+// and a frame's recorder answers its parent's ask with a full snapshot (only a parent it
+// posts to: data-record-parents, frame-target.js).
 // Until a blocked frame's document is seen, an event costs one comparison (option off).
 //
 // Also html2canvas's copy of the page (a hidden iframe the screenshot chunk blocks): up to
 // ~100 KB of JSON per segment before.
 
 import { record } from '@rrweb/record';
+import { allowedParent } from './frame-target.js';
 import { D, W } from './util.js';
 
 const FULL_SNAPSHOT = 2;
@@ -55,7 +57,8 @@ export default function withoutBlockedFrames(emit, frames) {
 
   if (frames)
     W.addEventListener('message', (e) => {
-      if (e.data == ASK && e.source == W.parent && W.parent != W) {
+      // Only the parent this frame posts to (frame-target.js): its window, and its origin.
+      if (e.data == ASK && e.source == W.parent && W.parent != W && e.origin == allowedParent()) {
         try {
           record.takeFullSnapshot(true); // posted up to the parent by rrweb
         } catch {

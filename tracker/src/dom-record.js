@@ -22,8 +22,9 @@ import { record } from '@rrweb/record';
 import { gzipSync } from 'fflate';
 import withoutBlockedFrames from './blocked-frames.js';
 import { reportEarlyNetwork } from './early-network.js';
+import { allowParent } from './frame-target.js';
 import { configureMasking, recordingPrivacy } from './mask.js';
-import { D, load, save, SS } from './util.js';
+import { D, load, save, SS, W } from './util.js';
 
 const MAX_JSON = 256 * 1024;
 const MAX_AGE = 10000;
@@ -223,6 +224,19 @@ export default function start(cfg, deliver) {
 
   const on = (name) => cfg.flag('record-' + name, 'off');
   const canvas = on('canvas');
+  // data-record-iframes="on" in a frame whose parent is of another origin: rrweb posts this
+  // page's recording up to the parent, and only to a parent origin listed in
+  // data-record-parents (frame-target.js). Any other parent gets nothing: rrweb is not run
+  // in its cross-origin mode, and the page is recorded as a page of its own, as with the
+  // option off. A same-origin parent records the frame itself (rrweb's no-op here, as before).
+  let iframes = on('iframes');
+  if (iframes && W.parent != W) {
+    try {
+      iframes = !!W.parent.document;
+    } catch {
+      iframes = !!allowParent(cfg.get('record-parents', ''));
+    }
+  }
   // rrweb starts (its observers and the first full snapshot) in a task of its own: this one
   // already evaluated the chunk (together, 60-90 ms on the demo SPA: a long task), and when
   // the browser is next idle (at the latest 1 s from now), not in the middle of the page's own
@@ -231,14 +245,14 @@ export default function start(cfg, deliver) {
   (self.requestIdleCallback || setTimeout)(guard(() => (started = record(
     Object.assign(
       {
-        emit: withoutBlockedFrames(emit, on('iframes')), // a blocked iframe's document is never recorded
+        emit: withoutBlockedFrames(emit, iframes), // a blocked iframe's document is never recorded
         checkoutEveryNms: CHECKOUT_EVERY,
         // Mouse positions every 100 ms, scroll every 150 ms; a field's value when it
         // changes (change event), not keystroke by keystroke.
         sampling: { mousemove: 100, scroll: 150, media: 800, input: 'last', canvas: 2 },
         recordCanvas: canvas,
         dataURLOptions: { type: 'image/webp', quality: 0.6 },
-        recordCrossOriginIframes: on('iframes'),
+        recordCrossOriginIframes: iframes,
         collectFonts: false,
         inlineImages: false,
         slimDOMOptions: true,
