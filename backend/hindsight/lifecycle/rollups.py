@@ -172,7 +172,9 @@ NETWORK_WEEKLY = Rollup(
 # after it, up to the daily watermark (`after`; refreshed after both): the current block so
 # far is a row too (`partial`: one row per key instead of up to 3 weeks' and 6 days' rows).
 # A refresh re-reads the last 63 days: the weekly roll-up rewrites its last 3 weeks, so a
-# block's weeks change until 49 days after it starts.
+# block's weeks change until 49 days after it starts. Weeks only up to the week holding `end`
+# (a rewrite after an erasure may end mid-week, below the weekly watermark): the days from
+# there on, never a whole week that runs past `end`.
 BLOCK = timedelta(days=28)
 NETWORK_4WEEKLY = Rollup(
     "network_4weekly", BLOCK, timedelta(days=63), HOUR, NETWORK_COLUMNS,
@@ -181,10 +183,14 @@ NETWORK_4WEEKLY = Rollup(
            sum(requests)::bigint AS requests, sum(failures)::bigint AS failures,
            min(min_ms) AS min_ms, max(max_ms) AS max_ms
     FROM (SELECT * FROM network_weekly_store
-          WHERE bucket >= %(start)s AND bucket < least(%(end)s, hindsight_rollup_watermark('network_weekly'))
+          WHERE bucket >= %(start)s
+            AND bucket < least(time_bucket(INTERVAL '7 days', %(end)s::timestamptz),
+                               hindsight_rollup_watermark('network_weekly'))
           UNION ALL
           SELECT * FROM network_daily_store
-          WHERE bucket >= greatest(%(start)s, hindsight_rollup_watermark('network_weekly')) AND bucket < %(end)s
+          WHERE bucket >= greatest(%(start)s, least(time_bucket(INTERVAL '7 days', %(end)s::timestamptz),
+                                                    hindsight_rollup_watermark('network_weekly')))
+            AND bucket < %(end)s
          ) AS weeks_and_days
     GROUP BY 1, 2, 3, 4, 5, 6
     """,

@@ -262,11 +262,16 @@ def params(conn: Conn, account_id: uuid.UUID, rng: Range, host: str | None,
         bend = block1
         # A partial block (this block so far: its weeks, then days up to the daily rows'
         # watermark): its row instead of those weeks and days, when the range holds them and
-        # the weeks before it are the weekly store's (not past `wcut`, or those days are lost).
+        # the weeks after it start where it ends: at `wcut`, or below it on a week's start (a
+        # 28-day watermark mid-week below the weekly one, as between the weekly and the 28-day
+        # refresh's commits, would leave that week's days after it read from nowhere), or
+        # past it with no partial week (then days from it on).
         if partial and weeks and blocks is not None:
             this_block = block_floor(blocks.astimezone(UTC))
             if (blocks != this_block and week0 <= this_block <= wcut and blocks <= dcut
-                    and block1 in (week0, this_block) and (blocks <= wcut or wcut == wend)):
+                    and block1 in (week0, this_block)
+                    and (blocks == wcut or blocks < wcut and blocks == week_floor(blocks.astimezone(UTC))
+                         or blocks > wcut and wcut == wend)):
                 if block0 == block1:  # no whole block before it
                     block0 = this_block
                 block1, bend = blocks, this_block + BLOCK
