@@ -10,7 +10,8 @@
 --     today so far and this week so far as one row each (a partial row, replaced by the
 --     next refresh): their watermark is inside today, like the hourly ones'. Their views
 --     (visits_daily, page_visits_daily) read the store's whole days only, and compute the
---     watermark's day from its hours.
+--     watermark's day from its hours. So does network_4weekly on the apache edition for the
+--     current 28-day block so far (its view reads the block's days after the watermark).
 --   * expected lag: hourly roll-ups about 1-2 hours (they leave the last hour to query
 --     time), the visitor roll-ups' daily and weekly ones too, the other daily ones 1-2
 --     days, network_weekly 1-2 weeks, network_4weekly 1-2 days on the apache edition (it
