@@ -138,6 +138,7 @@ export default function start(cfg, deliver) {
   let sid = '';
   let timer = 0;
   let needFull = 0; // a new session waits for its full snapshot
+  let lastFull = 0; // when the last full snapshot was taken (ms since the epoch)
   let next = ['', 0]; // [session id, next segment number]
   let queue = Promise.resolve(); // compressions, one after the other: segments leave in order
   let compressing = [];
@@ -211,7 +212,7 @@ export default function start(cfg, deliver) {
       sid = s;
     }
     if (needFull && event.type != META && event.type != FULL_SNAPSHOT) return;
-    if (event.type == FULL_SNAPSHOT) needFull = 0;
+    if (event.type == FULL_SNAPSHOT) (needFull = 0), (lastFull = event.timestamp);
     if (event.type == META) cut(); // a full snapshot starts a segment: a seek point
     // A full snapshot's JSON is made when its segment is cut (in slices); its size here is
     // an estimate from the page's element count.
@@ -242,11 +243,23 @@ export default function start(cfg, deliver) {
   // the browser is next idle (at the latest 1 s from now), not in the middle of the page's own
   // loading work, which made a 10-20 ms start a 50-120 ms task (docs/DECISIONS.md "The SPA's
   // first seconds"). What the page changes meanwhile is in that first full snapshot.
-  (self.requestIdleCallback || setTimeout)(guard(() => (started = record(
+  const idle = self.requestIdleCallback || setTimeout;
+  // Every CHECKOUT_EVERY a new full snapshot (a seek point), taken when the browser is next
+  // idle. Not rrweb's checkoutEveryNms: that one takes it inside whichever event first comes
+  // after the interval, so on a large page a visitor's click waited for the whole snapshot
+  // (hundreds of ms: docs/DECISIONS.md "The large page's full snapshot") before the page
+  // could answer it. A hidden page's timers and idle callbacks wait; so does its snapshot.
+  setInterval(
+    guard(() => {
+      if (started && lastFull && Date.now() - lastFull >= CHECKOUT_EVERY)
+        idle(guard(() => Date.now() - lastFull >= CHECKOUT_EVERY && record.takeFullSnapshot(true)), { timeout: CHECKOUT_EVERY / 10 });
+    }),
+    CHECKOUT_EVERY / 10,
+  );
+  idle(guard(() => (started = record(
     Object.assign(
       {
         emit: withoutBlockedFrames(emit, iframes), // a blocked iframe's document is never recorded
-        checkoutEveryNms: CHECKOUT_EVERY,
         // Mouse positions every 100 ms, scroll every 150 ms; a field's value when it
         // changes (change event), not keystroke by keystroke.
         sampling: { mousemove: 100, scroll: 150, media: 800, input: 'last', canvas: 2 },
