@@ -190,7 +190,8 @@ def framed_visit(api, db_url, browser, *, parent: dict, block: bool, late: bool 
         frame=inner.url + "/statement.html", block="data-hindsight-block" if block else "")})
     assert urlsplit(inner.url).port != urlsplit(outer.url).port  # two origins
     port = urlsplit(outer.url).port
-    parents = outer.url if listed else f"https://shop.example http://127.0.0.1:{port}"
+    # As a site owner may write them: a URL with a path names its origin.
+    parents = outer.url + "/" if listed else f"https://shop.example/ http://127.0.0.1:{port}/ *"
     framed["/statement.html"] = FRAME_HTML.format(
         snippet=snippet({**ON, "data-record-parents": parents}), text=FRAME_TEXT,
         later=FRAME_LATER, attr=FRAME_ATTR)

@@ -6,7 +6,7 @@
 // site would receive the frame's recording (its text, its attributes). tracker/build.mjs
 // replaces that one call in @rrweb/record by post() below, which posts only to the parent's
 // origin, and only when the framed page's <script> tag lists it in data-record-parents
-// (exact origins, space-separated). That origin is postMessage's target origin, so the browser
+// (origins, space-separated; a URL stands for its origin). That origin is postMessage's target origin, so the browser
 // itself delivers nothing should the parent be of any other origin by then. Otherwise nothing
 // is posted (and dom-record.js does not run rrweb's cross-origin mode at all).
 
@@ -23,7 +23,16 @@ export function allowParent(listed) {
   try {
     const ancestors = location.ancestorOrigins;
     const parent = ancestors ? ancestors[0] : new URL(D.referrer).origin;
-    if (parent && parent != 'null' && listed.split(/\s+/).includes(parent)) target = parent;
+    // Each listed origin as the browser writes one ("https://shop.example/" and
+    // "https://shop.example/any/path" name https://shop.example); "*" or junk names none.
+    const origins = listed.split(/\s+/).map((x) => {
+      try {
+        return new URL(x).origin;
+      } catch {
+        return '';
+      }
+    });
+    if (parent && parent != 'null' && origins.includes(parent)) target = parent;
   } catch {
     // no referrer (new URL('') throws): nothing is posted
   }
