@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import contextmanager
 from datetime import timedelta
 
 from lifecycle_support import add_events, add_session, connect, fresh_database, network, new_account, view
@@ -54,51 +55,48 @@ def _read(conn, account, rng) -> dict:
             for r in traffic.slowest_endpoints(conn, account, rng.start, rng.end, 50)}
 
 
-def _between_the_commits(conn, block):
-    """Every network roll-up refreshed on the Wednesday of `block`'s second week, then all
-    but the 28-day one on the Tuesday of its third (refresh_all between its two commits)."""
-    first, second = block + timedelta(days=9, hours=5), block + timedelta(days=15, hours=5)
-    for r in NETWORK:
-        rollups.refresh(conn, r, first)
-    for r in NETWORK:
-        if r.name != "network_4weekly":
-            rollups.refresh(conn, r, second)
-    return second
+@contextmanager
+def between_the_commits(cluster, seed: int):
+    """A database of its own with 75 days of one account's requests, every network roll-up
+    refreshed on the Wednesday of a block's second week (40 days ago), then all but the
+    28-day one on the Tuesday of its third (refresh_all between its two commits); yields
+    (conn, account, the block's start, that Tuesday)."""
+    with fresh_database(cluster.url(), "netlag") as url, connect(url) as conn:
+        now = conn.execute("SELECT now() AS t").fetchone()["t"]
+        account = _requests(conn, random.Random(seed), now, 75, 3000)
+        block = rollup_rows.block_floor(now - timedelta(days=40))
+        first, second = block + timedelta(days=9, hours=5), block + timedelta(days=15, hours=5)
+        for r in NETWORK:
+            rollups.refresh(conn, r, first)
+        for r in NETWORK:
+            if r.name != "network_4weekly":
+                rollups.refresh(conn, r, second)
+        yield conn, account, block, second
 
 
 def test_the_current_block_so_far_is_not_read_past_days_nobody_reads(cluster):
-    with fresh_database(cluster.url(), "netlag") as url:
-        with connect(url) as conn:
-            now = conn.execute("SELECT now() AS t").fetchone()["t"]
-            account = _requests(conn, random.Random(5), now, 75, 3000)
-            block = rollup_rows.block_floor(now - timedelta(days=40))
-            second = _between_the_commits(conn, block)
-            marks = {r["rollup"]: r["materialized_until"] for r in conn.execute(
-                "SELECT rollup, materialized_until FROM rollup_watermarks WHERE rollup LIKE 'network%'")}
-            # The state the review found: the 28-day watermark mid-week, below the weekly one.
-            assert marks["network_4weekly"] != rollup_rows.week_floor(marks["network_4weekly"])
-            assert marks["network_4weekly"] < marks["network_weekly"]
-            rng = traffic.Range(block - timedelta(days=10), traffic._floor(second, HOUR))
-            for enter in (conn.transaction, lambda: rollup_rows.snapshot(conn)):
-                with enter():
-                    raw = _raw(conn, account, rng)
-                    assert sum(n for n, _ in raw.values()) > 500
-                    assert _read(conn, account, rng) == raw
+    with between_the_commits(cluster, 5) as (conn, account, block, second):
+        marks = {r["rollup"]: r["materialized_until"] for r in conn.execute(
+            "SELECT rollup, materialized_until FROM rollup_watermarks WHERE rollup LIKE 'network%'")}
+        # The state the review found: the 28-day watermark mid-week, below the weekly one.
+        assert marks["network_4weekly"] != rollup_rows.week_floor(marks["network_4weekly"])
+        assert marks["network_4weekly"] < marks["network_weekly"]
+        rng = traffic.Range(block - timedelta(days=10), traffic._floor(second, HOUR))
+        for enter in (conn.transaction, lambda: rollup_rows.snapshot(conn)):
+            with enter():
+                raw = _raw(conn, account, rng)
+                assert sum(n for n, _ in raw.values()) > 500
+                assert _read(conn, account, rng) == raw
 
 
 def test_an_erasure_rewrite_ending_mid_week_keeps_the_block_right(cluster):
-    with fresh_database(cluster.url(), "netlag") as url:
-        with connect(url) as conn:
-            now = conn.execute("SELECT now() AS t").fetchone()["t"]
-            account = _requests(conn, random.Random(6), now, 75, 3000)
-            block = rollup_rows.block_floor(now - timedelta(days=40))
-            _between_the_commits(conn, block)
-            before = {k: v for k, v in view(conn, "network_4weekly", [account]).items() if k[0] == block}
-            assert before
-            # An erasure of nothing in the block's second week: its roll-ups are recomputed.
-            erasure.refresh_range(conn, block + timedelta(days=8), block + timedelta(days=8, hours=1))
-            after = {k: v for k, v in view(conn, "network_4weekly", [account]).items() if k[0] == block}
-            assert after == before
+    with between_the_commits(cluster, 6) as (conn, account, block, _):
+        before = {k: v for k, v in view(conn, "network_4weekly", [account]).items() if k[0] == block}
+        assert before
+        # An erasure of nothing in the block's second week: its roll-ups are recomputed.
+        erasure.refresh_range(conn, block + timedelta(days=8), block + timedelta(days=8, hours=1))
+        after = {k: v for k, v in view(conn, "network_4weekly", [account]).items() if k[0] == block}
+        assert after == before
 
 
 def test_refreshes_at_random_times_stopped_anywhere_answer_as_the_raw_rows(cluster):
