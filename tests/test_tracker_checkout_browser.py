@@ -73,4 +73,18 @@ def test_the_periodic_full_snapshot_is_taken_when_the_page_is_idle(db_url, api, 
         both = wait_for(lambda: (lambda s: s if len(s) >= 2 else None)(_full_snapshots(site, sid)),
                         timeout=30, what="a second full snapshot once the page is idle")
         assert both[1] - both[0] >= 300_000
+
+        # The visitor opts out: no more full snapshots are taken (none would be kept).
+        page.evaluate("""() => {
+            const record = window.__hindsightRecord.record;
+            const real = record.takeFullSnapshot;
+            window.__taken = 0;
+            record.takeFullSnapshot = (...args) => { window.__taken++; return real(...args); };
+            hindsight.optOut();
+        }""")
+        page.evaluate("window.__releaseIdle()")
+        page.clock.fast_forward(330_000)
+        page.clock.run_for(60_000)
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.__taken") == 0
         context.close()

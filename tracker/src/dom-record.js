@@ -251,7 +251,7 @@ export default function start(cfg, deliver) {
   // could answer it. A hidden page's timers and idle callbacks wait; so does its snapshot.
   setInterval(
     guard(() => {
-      if (started && lastFull && Date.now() - lastFull >= CHECKOUT_EVERY)
+      if (started && lastFull && cfg.active() && Date.now() - lastFull >= CHECKOUT_EVERY)
         idle(guard(() => Date.now() - lastFull >= CHECKOUT_EVERY && record.takeFullSnapshot(true)), { timeout: CHECKOUT_EVERY / 10 });
     }),
     CHECKOUT_EVERY / 10,

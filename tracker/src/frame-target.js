@@ -6,9 +6,10 @@
 // site would receive the frame's recording (its text, its attributes). tracker/build.mjs
 // replaces that one call in @rrweb/record by post() below, which posts only to the parent's
 // origin, and only when the framed page's <script> tag lists it in data-record-parents
-// (origins, space-separated; a URL stands for its origin). That origin is postMessage's target origin, so the browser
-// itself delivers nothing should the parent be of any other origin by then. Otherwise nothing
-// is posted (and dom-record.js does not run rrweb's cross-origin mode at all).
+// (origins, space-separated; a URL stands for its origin). That origin is postMessage's
+// target origin, so the browser itself delivers nothing should the parent be of any other
+// origin by then. Otherwise nothing is posted (and dom-record.js does not run rrweb's
+// cross-origin mode at all).
 
 import { D, W } from './util.js';
 
