@@ -134,11 +134,13 @@ def _session(api, account, sid):
         return None
 
 
-def test_recording_still_starts_with_a_full_snapshot(api, db_url, browser):
-    """rrweb now starts in a task after the chunk's own: the page's first segment still opens
-    with rrweb's Meta and FullSnapshot events."""
+def _first_segment(api, db_url, browser, init_script: str = "", look=lambda page: None):
+    """The demo SPA loaded with recording on (no screenshots): its segment 0's event types,
+    and what `look(page)` read from the page meanwhile."""
     with demo_site(api, db_url, **{"data-screenshots": "off"}) as site:
         context = browser.new_context(viewport=VIEWPORT)
+        if init_script:
+            context.add_init_script(init_script)
         page = context.new_page()
         try:
             page.goto(site.url() + "/app")
@@ -146,14 +148,25 @@ def test_recording_still_starts_with_a_full_snapshot(api, db_url, browser):
             page.evaluate("hindsight.flush()")
             first = wait_for(lambda: [r for r in site.wire.posts("/api/v1/track/recording")
                                       if "segment=0&" in r["url"]], what="segment 0", page=page)
+            seen = look(page)
         finally:
             context.close()
-    events = json.loads(first[0]["body"])
-    # Started while the page still loads, rrweb first marks DOMContentLoaded (0) and load (1),
-    # then takes its snapshot at load: nothing else may come before it.
-    types = [e["type"] for e in events]
+    return [e["type"] for e in json.loads(first[0]["body"])], seen
+
+
+def _opens_with_a_full_snapshot(types: list[int]) -> bool:
+    """Started while the page still loads, rrweb first marks DOMContentLoaded (0) and load
+    (1), then takes its snapshot at load: nothing else may come before its Meta (4) and full
+    snapshot (2)."""
     lead = 2 if types[:2] == [0, 1] else 0
-    assert types[lead:lead + 2] == [4, 2], types[:4]
+    return types[lead:lead + 2] == [4, 2]
+
+
+def test_recording_still_starts_with_a_full_snapshot(api, db_url, browser):
+    """rrweb now starts in a task after the chunk's own: the page's first segment still opens
+    with rrweb's Meta and FullSnapshot events."""
+    types, _ = _first_segment(api, db_url, browser)
+    assert _opens_with_a_full_snapshot(types), types[:4]
 
 
 # Every <iframe> the page's document gains (a MutationObserver from before any script), with
@@ -173,22 +186,8 @@ def test_rrweb_starts_without_a_throwaway_iframe(api, db_url, browser):
     demo SPA) to read its prototype from a clean window; the build moves them to the methods
     (tracker/build.mjs). The recording starts, with its full snapshot, and no iframe was ever
     added to the page."""
-    with demo_site(api, db_url, **{"data-screenshots": "off"}) as site:
-        context = browser.new_context(viewport=VIEWPORT)
-        context.add_init_script(WATCH_FRAMES)
-        page = context.new_page()
-        try:
-            page.goto(site.url() + "/app")
-            wait_for_chunk(page)
-            page.evaluate("hindsight.flush()")
-            first = wait_for(lambda: [r for r in site.wire.posts("/api/v1/track/recording")
-                                      if "segment=0&" in r["url"]], what="segment 0", page=page)
-            frames = page.evaluate("window.__frames")
-        finally:
-            context.close()
-    types = [e["type"] for e in json.loads(first[0]["body"])]
-    lead = 2 if types[:2] == [0, 1] else 0  # DOMContentLoaded and load, when still loading
-    assert types[lead:lead + 2] == [4, 2], types[:4]
+    types, frames = _first_segment(api, db_url, browser, WATCH_FRAMES, lambda page: page.evaluate("window.__frames"))
+    assert _opens_with_a_full_snapshot(types), types[:4]
     assert frames == [], frames
 
 
